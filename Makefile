@@ -1,0 +1,48 @@
+# NexCart Analytics: `make run` builds everything from the sample data, `make test` tests it.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/dagster_home
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+RAW_DIR := $(or $(NEXCART_DATA_DIR),data/raw)
+
+.PHONY: help install run sample test ui dbt-build dbt-docs clean
+
+help:
+	@echo "make run    install, generate sample data if $(RAW_DIR) is empty, build the whole graph"
+	@echo "make test   install and run the test suite"
+	@echo "make ui     the Dagster UI on http://127.0.0.1:3000"
+	@echo "make dbt-build / make dbt-docs   dbt on its own (after a run has ingested raw data)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+sample: $(STAMP)
+	@if [ -z "$$(ls -A $(RAW_DIR) 2>/dev/null)" ]; then \
+		$(BIN)/nexcart generate; \
+	else echo "$(RAW_DIR) already has data: not generating (nexcart generate --help)"; fi
+
+run: sample
+	$(BIN)/nexcart run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+ui: $(STAMP)
+	$(BIN)/python -c "from orchestration.dbt_project import ensure_manifest; ensure_manifest()"
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+dbt-build: $(STAMP)
+	cd dbt_project && ../$(BIN)/dbt build --profiles-dir .
+
+dbt-docs: $(STAMP)
+	cd dbt_project && ../$(BIN)/dbt docs generate --profiles-dir .
+
+clean:
+	rm -rf data/warehouse data/docs data/logs dbt_project/target dagster_home/storage dagster_home/history dagster_home/schedules dagster_home/logs

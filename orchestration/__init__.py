@@ -1,0 +1,1 @@
+"""NexCart Analytics: the Dagster code location (raw ingest, dbt layers, quality gates)."""

@@ -1,0 +1,46 @@
+"""The dbt project as Dagster sees it (kept apart from the @dbt_assets, as dagster-dbt advises).
+
+`dagster dev` prepares the manifest itself; the CLI, `make ui`, the tests and CI call
+ensure_manifest(), which runs `dbt parse` when the manifest is missing or older than the models.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster_dbt import DbtProject
+
+from orchestration.settings import DBT_PROJECT_DIR
+
+# The dbt next to this interpreter, so nothing depends on an activated virtualenv.
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+
+nexcart_dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def _newest_source_mtime() -> float:
+    paths = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
+    for folder in ("models", "macros", "tests"):
+        paths.extend(p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file())
+    return max(p.stat().st_mtime for p in paths if p.exists())
+
+
+def ensure_manifest() -> Path:
+    manifest = nexcart_dbt_project.manifest_path
+    if not manifest.exists() or manifest.stat().st_mtime < _newest_source_mtime():
+        completed = subprocess.run(
+            [DBT_EXECUTABLE, "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
+            cwd=DBT_PROJECT_DIR,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        )
+        if completed.returncode != 0:
+            raise RuntimeError(f"dbt parse failed:\n{completed.stdout}\n{completed.stderr}")
+    return manifest
+
+
+nexcart_dbt_project.prepare_if_dev()

@@ -1,0 +1,43 @@
+"""Every setting of the pipeline, read from the environment, each with its default.
+
+Paths are resolved against the project root (the folder holding pyproject.toml) when relative,
+so the CLI, the Dagster UI, dbt and the tests agree on where the data is whatever the working
+directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+def _path(env: str, default: str) -> Path:
+    raw = os.environ.get(env, "").strip() or default
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else (PROJECT_ROOT / path)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    warehouse: Path
+    currency: str
+    timezone: str
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.warehouse.parent.parent / "logs"
+
+
+def load_settings() -> Settings:
+    """Read the settings now (not at import), so tests and the CLI can change the environment."""
+    return Settings(
+        data_dir=_path("NEXCART_DATA_DIR", "data/raw"),
+        warehouse=_path("NEXCART_WAREHOUSE", "data/warehouse/nexcart.duckdb"),
+        currency=(os.environ.get("NEXCART_CURRENCY", "").strip() or "USD").upper(),
+        timezone=os.environ.get("NEXCART_TIMEZONE", "").strip() or "UTC",
+    )
