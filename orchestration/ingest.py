@@ -197,12 +197,18 @@ def _raise_encoding_error(path: Path, rel: str, offset: int) -> None:
     with _open_bytes(path) as stream:
         before = stream.read(offset)
         bad = stream.read(1)
+    line_start = before.rfind(b"\n") + 1
     line = before.count(b"\n") + 1
-    column = offset - (before.rfind(b"\n") + 1) + 1
+    header = before.split(b"\n", 1)[0].decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r")
+    delimiter = _detect_delimiter(header)
+    # the CSV column the bad byte sits in: fields before it on its line (quotes respected)
+    field = len(next(csv.reader([before[line_start:].decode("latin-1")], delimiter=delimiter), [""]))
+    names = next(csv.reader([header], delimiter=delimiter), [])
+    name = f" '{names[field - 1].strip()}'" if 0 < field <= len(names) else ""
     raise IngestError(
-        f"{rel}, line {line}, column {column} (byte {offset}): byte 0x{bad.hex()} is not UTF-8. "
-        "The contract asks for UTF-8; the file looks like Latin-1/Windows-1252. Re-export it as "
-        "UTF-8 (e.g. `iconv -f cp1252 -t utf-8`)."
+        f"{rel}, line {line}, column {field}{name} (byte {offset - line_start + 1} of the line): "
+        f"byte 0x{bad.hex()} is not UTF-8. The contract asks for UTF-8; the file looks like "
+        "Latin-1/Windows-1252. Re-export it as UTF-8 (e.g. `iconv -f cp1252 -t utf-8`)."
     )
 
 
