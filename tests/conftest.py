@@ -1,0 +1,61 @@
+"""Shared test helpers: run the real `nexcart` command against a temp raw root and warehouse."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_csv(path: Path, header: str, *lines: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    return path
+
+
+class Pipeline:
+    """A raw root, a warehouse and a Dagster home in a temp dir, and the CLI to run on them."""
+
+    def __init__(self, root: Path):
+        self.raw = root / "raw"
+        self.warehouse = root / "warehouse" / "nexcart.duckdb"
+        self.dagster_home = root / "dagster_home"
+        self.raw.mkdir(parents=True, exist_ok=True)
+        self.dagster_home.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "NEXCART_DATA_DIR": str(self.raw),
+            "NEXCART_WAREHOUSE": str(self.warehouse),
+            "DAGSTER_HOME": str(self.dagster_home),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
+
+    def nexcart(self, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+        completed = subprocess.run(
+            [sys.executable, "-m", "orchestration.cli", *args],
+            cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True, timeout=timeout,
+        )
+        if check and completed.returncode != 0:
+            raise AssertionError(f"nexcart {' '.join(args)} failed:\n{completed.stdout}\n{completed.stderr}")
+        return completed
+
+    def query(self, sql: str) -> list[tuple]:
+        con = duckdb.connect(str(self.warehouse), read_only=True)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Pipeline:
+    return Pipeline(tmp_path)

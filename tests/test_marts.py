@@ -1,0 +1,152 @@
+"""End to end on a tiny hand-made dataset: `nexcart run` (real Dagster, real dbt, real DuckDB),
+and every mart value below computed by hand from metrics.md.
+
+January 2024 (store time zone UTC):
+  O1  C1  CH1 completed  lines: P1 2 x 10.00 - 1.00 discount = 19.00 ; P2 1 x 20.00 = 20.00
+  O2  -   CH2 cancelled  line:  P1 1 x 10.00                    (not counted)
+  O3  C2  CH1 returned   line:  P2 1 x 20.00 = 20.00            (counted; refunded 20.00)
+  O4  -   CH2 paid       lines: P1 1 x 0.00 (quarantined: non_positive_price) ; P1 3 x 10.00 = 30.00
+  O1 is delivered twice (identical), and order line (O1, 1) too: each counts once.
+  -> orders 3, units 2+1+1+3 = 7, gross 89.00, discounts 1.00, refunds 20.00, net 69.00,
+     aov 29.67, cogs (P1 only: 2*4 + 3*4) 20.00, gross_margin (19 + 30) - 20 = 29.00,
+     new customers C1, C2 = 2, returning 0.
+February 2024:
+  O5  C1  CH1 delivered  line: P1 1 x 10.00
+  -> orders 1, units 1, gross 10.00, cogs 4.00, margin 6.00, new 0, returning 1 (C1),
+     mom_growth (10 - 89) / 89.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from tests.conftest import write_csv
+
+D = Decimal
+
+
+def write_dataset(raw, february_quantity: int = 1) -> None:
+    write_csv(raw / "customers.csv", "customer_id,email,phone,first_name,last_name,city,region,country,signup_date",
+              "C1,ann@example.com,+1 555 0100,Ann,Lee,Austin,TX,US,2023-06-01",
+              "C2,not-an-email,+44 20 7946 0000,Bob,Ray,Leeds,ENG,GB,2023-07-15")
+    write_csv(raw / "products.csv", "product_id,product_name,category,brand,unit_cost,list_price",
+              "P1,Mug,Kitchen,Acme,4.00,10.00",
+              "P2,Lamp,Home,Lumo,,20.00")
+    write_csv(raw / "channels.csv", "channel_id,channel_name,channel_type",
+              "CH1,Web shop,web", "CH2,App,mobile")
+    write_csv(raw / "orders/2024-01.csv",
+              "order_id,customer_id,channel_id,order_ts,status,currency,ship_city,ship_region,ship_country,shipping_amount",
+              "O1,C1,CH1,2024-01-05 10:00:00,completed,USD,Austin,TX,US,5.00",
+              "O2,,CH2,2024-01-10 12:00:00,cancelled,USD,Paris,IDF,FR,0",
+              "O3,C2,CH1,2024-01-20 09:00:00,returned,USD,,,,0",
+              "O4,,CH2,2024-01-31 23:00:00,paid,USD,London,LDN,GB,0",
+              "O1,C1,CH1,2024-01-05 10:00:00,completed,USD,Austin,TX,US,5.00")
+    write_csv(raw / "order_items/2024-01.csv",
+              "order_id,line_number,product_id,quantity,unit_price,discount_amount",
+              "O1,1,P1,2,10.00,1.00", "O1,2,P2,1,20.00,0", "O2,1,P1,1,10.00,0", "O3,1,P2,1,20.00,",
+              "O4,1,P1,1,0.00,0", "O4,2,P1,3,10.00,0", "O1,1,P1,2,10.00,1.00")
+    write_csv(raw / "transactions/2024-01.csv",
+              "transaction_id,order_id,transaction_ts,kind,payment_method,status,amount,currency",
+              "T1,O1,2024-01-05 10:01:00,payment,credit_card,succeeded,39.00,USD",
+              "T2,O3,2024-01-20 09:01:00,payment,Credit Card,failed,20.00,USD",
+              "T3,O3,2024-01-20 09:05:00,payment,paypal,succeeded,20.00,USD",
+              "T4,O3,2024-01-25 14:00:00,refund,paypal,succeeded,20.00,USD",
+              "T5,O4,2024-01-31 23:05:00,payment,credit_card,succeeded,30.00,USD")
+    write_csv(raw / "orders/2024-02.csv",
+              "order_id,customer_id,channel_id,order_ts,status,currency,ship_city,ship_region,ship_country,shipping_amount",
+              "O5,C1,CH1,2024-02-03 08:00:00,delivered,USD,Austin,TX,US,0")
+    write_csv(raw / "order_items/2024-02.csv",
+              "order_id,line_number,product_id,quantity,unit_price,discount_amount",
+              f"O5,1,P1,{february_quantity},10.00,0")
+
+
+REVENUE_COLUMNS = ("month, orders, units, gross_revenue, discounts, refunds, net_revenue, aov, cogs, "
+                   "gross_margin, new_customers, returning_customers")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from tests.conftest import Pipeline
+
+    pipeline = Pipeline(tmp_path_factory.mktemp("marts"))
+    write_dataset(pipeline.raw)
+    pipeline.nexcart("run")
+    return pipeline
+
+
+def test_monthly_revenue_matches_hand_computation(built):
+    rows = built.query(f"select {REVENUE_COLUMNS}, mom_growth, yoy_growth from marts.monthly_revenue order by month")
+    jan, feb = rows
+    assert jan[1:12] == (3, 7, D("89.00"), D("1.00"), D("20.00"), D("69.00"), D("29.67"), D("20.00"), D("29.00"), 2, 0)
+    assert jan[12] is None and jan[13] is None
+    assert feb[1:12] == (1, 1, D("10.00"), D("0.00"), D("0.00"), D("10.00"), D("10.00"), D("4.00"), D("6.00"), 0, 1)
+    assert feb[12] == pytest.approx((10 - 89) / 89)
+
+
+def test_channel_performance(built):
+    rows = built.query("select channel_id, channel_name, orders, gross_revenue, revenue_share "
+                       "from marts.monthly_channel_performance where month = date '2024-01-01' order by channel_id")
+    assert [r[:4] for r in rows] == [("CH1", "Web shop", 2, D("59.00")), ("CH2", "App", 1, D("30.00"))]
+    assert rows[0][4] == pytest.approx(59 / 89) and rows[1][4] == pytest.approx(30 / 89)
+
+
+def test_top_products_rank_every_product_sold(built):
+    rows = built.query("select rank, product_id, product_name, category, units, gross_revenue "
+                       "from marts.monthly_top_products where month = date '2024-01-01' order by rank")
+    assert rows == [(1, "P1", "Mug", "Kitchen", 5, D("49.00")), (2, "P2", "Lamp", "Home", 2, D("40.00"))]
+
+
+def test_geo_sales_falls_back_to_customer_geography(built):
+    rows = built.query("select country, region, orders, customers, gross_revenue from marts.monthly_geo_sales "
+                       "where month = date '2024-01-01' order by country")
+    # O3 has no shipping address: C2's country/region (GB/ENG) is used.
+    assert rows == [("GB", "ENG", 1, 1, D("20.00")), ("GB", "LDN", 1, 0, D("30.00")), ("US", "TX", 1, 1, D("39.00"))]
+
+
+def test_payment_methods(built):
+    rows = built.query("select payment_method, payments, succeeded_amount, amount_share, failed, failure_rate, "
+                       "refunds, chargebacks from marts.monthly_payment_methods "
+                       "where month = date '2024-01-01' order by payment_method")
+    card, paypal = rows
+    assert card[:3] == ("credit_card", 3, D("69.00")) and card[4] == 1
+    assert card[3] == pytest.approx(69 / 89) and card[5] == pytest.approx(1 / 3)
+    assert paypal[:3] == ("paypal", 1, D("20.00")) and paypal[6] == D("20.00") and paypal[7] == D("0.00")
+
+
+def test_every_raw_row_is_accounted_for(built):
+    quarantined = built.query("select table_name, reason from quality.quarantine")
+    assert [(t, r.split(":")[0]) for t, r in quarantined] == [("order_items", "non_positive_price")]
+    duplicates = built.query("select table_name, record_key, issue from quality.issues "
+                             "where issue in ('duplicate', 'conflicting_duplicate') order by 1")
+    assert duplicates == [("order_items", "O1|1", "duplicate"), ("orders", "O1", "duplicate")]
+    assert built.query("select count(*) from clean.order_items where _month = '2024-01'") == [(5,)]
+    assert built.query("select count(*) from clean.orders where _month = '2024-01'") == [(4,)]
+
+
+def test_invalid_email_is_flagged_and_marts_carry_no_personal_data(built):
+    assert built.query("select record_key from quality.issues where issue = 'invalid_email'") == [("C2",)]
+    columns = {r[0] for r in built.query("select column_name from duckdb_columns() where schema_name = 'marts'")}
+    assert not columns & {"email", "phone", "first_name", "last_name"}
+
+
+def _all_marts(pipeline) -> dict[str, list[tuple]]:
+    tables = [r[0] for r in pipeline.query("select table_name from duckdb_tables() where schema_name = 'marts' order by 1")]
+    return {t: pipeline.query(f"select * from marts.{t} order by all") for t in tables}
+
+
+def test_rerunning_a_month_changes_nothing_and_a_correction_replaces_it(built):
+    before = _all_marts(built)
+    assert {"monthly_revenue", "daily_revenue", "customer_rfm", "cohort_retention", "fct_order_lines"} <= set(before)
+    built.nexcart("run", "--month", "2024-02")
+    assert _all_marts(built) == before
+    built.nexcart("run")
+    assert _all_marts(built) == before
+
+    write_dataset(built.raw, february_quantity=2)  # a corrected February export
+    built.nexcart("run", "--month", "2024-02")
+    feb = built.query("select orders, units, gross_revenue from marts.monthly_revenue where month = date '2024-02-01'")
+    assert feb == [(1, 2, D("20.00"))]
+    jan = built.query("select gross_revenue from marts.monthly_revenue where month = date '2024-01-01'")
+    assert jan == [(D("89.00"),)]
