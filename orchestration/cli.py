@@ -54,6 +54,7 @@ def _stages(months: list[str]):
 
     from orchestration.assets.dbt import dbt_monthly, dbt_reference, dbt_summary
     from orchestration.assets.raw import raw_assets
+    from orchestration.assets.reports import report_assets
 
     raw_reference = [a for a in raw_assets if a.partitions_def is None]
     raw_monthly = [a for a in raw_assets if a.partitions_def is not None]
@@ -68,6 +69,7 @@ def _stages(months: list[str]):
         (f"raw monthly drops {span}", AssetSelection.assets(*raw_monthly), range_tags),
         (f"dbt monthly models {span}", AssetSelection.assets(dbt_monthly), range_tags),
         ("dbt whole-history models", AssetSelection.assets(dbt_summary), {}),
+        (f"monthly reports {span}", AssetSelection.assets(*report_assets), range_tags),
     ]
 
 

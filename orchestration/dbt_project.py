@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from dagster_dbt import DbtProject
@@ -29,10 +30,16 @@ def _newest_source_mtime() -> float:
 
 
 def ensure_manifest() -> Path:
+    """Parse into a private folder and move the manifest into place in one step, so a process
+    loading the definitions never reads a half-written manifest from another one."""
     manifest = nexcart_dbt_project.manifest_path
-    if not manifest.exists() or manifest.stat().st_mtime < _newest_source_mtime():
+    if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime():
+        return manifest
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=manifest.parent, prefix=".parse-") as scratch:
         completed = subprocess.run(
-            [DBT_EXECUTABLE, "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
+            [DBT_EXECUTABLE, "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR),
+             "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", scratch],
             cwd=DBT_PROJECT_DIR,
             capture_output=True,
             text=True,
@@ -40,6 +47,7 @@ def ensure_manifest() -> Path:
         )
         if completed.returncode != 0:
             raise RuntimeError(f"dbt parse failed:\n{completed.stdout}\n{completed.stderr}")
+        os.replace(Path(scratch) / "manifest.json", manifest)
     return manifest
 
 

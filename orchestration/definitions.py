@@ -7,6 +7,7 @@ from dagster import Definitions, in_process_executor
 
 from orchestration.assets.dbt import dbt_asset_defs
 from orchestration.assets.raw import raw_assets
+from orchestration.assets.reports import report_assets
 from orchestration.dbt_project import DBT_EXECUTABLE, nexcart_dbt_project
 from orchestration.resources import WarehouseResource
 from orchestration.settings import load_settings
@@ -16,7 +17,7 @@ from dagster_dbt import DbtCliResource
 def build_definitions() -> Definitions:
     settings = load_settings()
     return Definitions(
-        assets=[*raw_assets, *dbt_asset_defs],
+        assets=[*raw_assets, *dbt_asset_defs, *report_assets],
         resources={
             "warehouse": WarehouseResource(path=str(settings.warehouse)),
             "dbt": DbtCliResource(project_dir=nexcart_dbt_project, dbt_executable=DBT_EXECUTABLE),

@@ -1,0 +1,98 @@
+"""The monthly business report as an asset: reports/monthly_report writes data/reports/YYYY-MM.html
+for each month it is run for (earlier months stay), then rewrites data/reports/index.html.
+
+The reports folder sits beside the warehouse's folder: with the default NEXCART_WAREHOUSE
+(data/warehouse/nexcart.duckdb) it is data/reports/. The report reads the marts through one
+read-only DuckDB connection that is closed before the HTML is written; it still runs in the
+'warehouse' pool, since even a read-only connection blocks a writer of the file.
+"""
+
+from pathlib import Path
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    MonthlyPartitionsDefinition,
+    asset,
+)
+
+from orchestration.partitions import monthly_partitions
+from orchestration.reporting import render_index, render_month_report
+from orchestration.reporting.data import MARTS
+from orchestration.reporting.render import MAX_REPORT_BYTES
+from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
+from orchestration.settings import load_settings
+
+REPORT_MARTS = list(MARTS)  # monthly_revenue, ..., cohort_retention (the marts the report reads)
+
+
+def reports_dir(warehouse: Path) -> Path:
+    """data/reports beside the warehouse's data/ folder (data/warehouse/nexcart.duckdb -> data/reports)."""
+    return Path(warehouse).resolve().parent.parent / "reports"
+
+
+def quality_docs_index(warehouse: Path) -> Path:
+    """The data-quality docs' landing page (data/docs/quality/index.html), linked when it exists."""
+    return Path(warehouse).resolve().parent.parent / "docs" / "quality" / "index.html"
+
+
+def build_monthly_report(partitions_def: MonthlyPartitionsDefinition = monthly_partitions) -> AssetsDefinition:
+    """The reports/monthly_report asset over the given monthly partitions (the project's by default).
+
+    A run over a range of months (a backfill runs as one) renders each month, with each month's
+    report link and KPI table as the metadata of its own partition.
+    """
+
+    @asset(
+        key=AssetKey(["reports", "monthly_report"]),
+        group_name="reports",
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.single_run(),
+        deps=[AssetKey(["marts", name]) for name in REPORT_MARTS],
+        pool=WAREHOUSE_POOL,
+        kinds={"html"},
+        description=(
+            "The monthly business report: an offline HTML page per month (data/reports/YYYY-MM.html) "
+            "with the KPI header, revenue trend, channels, products, geography, inventory, payments, "
+            "customer segments, cohorts and data quality; plus data/reports/index.html."
+        ),
+    )
+    def monthly_report(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+        settings = load_settings()
+        warehouse_path = Path(warehouse.path)
+        out_dir = reports_dir(warehouse_path)
+        docs = quality_docs_index(warehouse_path)
+        months = sorted(context.partition_keys)
+        metadata: dict[str, MetadataValue] = {}
+        for month in months:
+            result = render_month_report(warehouse_path, month, out_dir, currency=settings.currency,
+                                         quality_docs=docs)
+            hidden = sorted(k for k, shown in result.sections.items() if not shown)
+            context.log.info(f"Report {month}: {result.path} ({result.size_bytes:,} bytes)"
+                             + (f"; hidden sections: {', '.join(hidden)}" if hidden else ""))
+            if result.size_bytes > MAX_REPORT_BYTES:
+                context.log.warning(f"Report {month} is {result.size_bytes:,} bytes, over the 1 MB target.")
+            metadata = {
+                "report": MetadataValue.path(str(result.path)),
+                "report_url": MetadataValue.url(result.path.resolve().as_uri()),
+                "kpis": MetadataValue.md(result.kpi_markdown()),
+                "size_bytes": MetadataValue.int(result.size_bytes),
+                "hidden_sections": MetadataValue.text(", ".join(hidden) or "none"),
+            }
+            if len(months) > 1:
+                context.add_asset_metadata(metadata, partition_key=month)
+        index = render_index(out_dir)
+        common = {"index": MetadataValue.path(str(index)), "index_url": MetadataValue.url(index.resolve().as_uri())}
+        if len(months) == 1:
+            return MaterializeResult(metadata={**metadata, **common})
+        return MaterializeResult(metadata={**common, "months": MetadataValue.int(len(months))})
+
+    return monthly_report
+
+
+monthly_report = build_monthly_report()
+report_assets = [monthly_report]
