@@ -130,10 +130,10 @@ def _print_summary(warehouse: Path) -> None:
     try:
         counts = con.execute(
             """
-            select table_schema || '.' || table_name, estimated_size
-            from duckdb_tables() where table_schema in ('raw', 'clean', 'quality', 'marts')
+            select schema_name || '.' || table_name, estimated_size
+            from duckdb_tables() where schema_name in ('raw', 'clean', 'quality', 'marts')
               and not starts_with(table_name, '_')
-            order by table_schema, table_name
+            order by schema_name, table_name
             """
         ).fetchall()
     finally:
