@@ -1,0 +1,30 @@
+{#- Ephemeral: the month spine of the order marts. Every calendar month (DATE, first day) from
+    the first to the last month of the clean orders (their _month partition and their store-local
+    order_month), extended to the run's window (vars start_month / end_month) when one is given,
+    so a month without any counted order still gets its row (zeros). Not filtered to the window:
+    the marts filter their output, and compute over the whole history. -#}
+{{ config(materialized='ephemeral') }}
+
+{%- set start_month = var('start_month', none) -%}
+{%- set end_month = var('end_month', none) -%}
+
+with order_months as (
+    select {{ month_key_to_date('_month') }} as month from {{ ref('orders') }} where _month is not null
+    union all
+    select order_month as month from {{ ref('orders') }}
+    {%- if start_month %}
+    union all
+    select cast('{{ start_month }}-01' as date) as month
+    {%- endif %}
+    {%- if end_month %}
+    union all
+    select cast('{{ end_month }}-01' as date) as month
+    {%- endif %}
+),
+
+bounds as (
+    select min(month) as first_month, max(month) as last_month
+    from order_months
+)
+
+{{ date_series('first_month', 'last_month', 'month', 'month', 'bounds') }}

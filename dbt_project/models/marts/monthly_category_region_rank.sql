@@ -1,0 +1,28 @@
+{#- One row per month, region (order geography) and product category with counted orders;
+    rank 1..n within the month and region by the shown gross_revenue descending, then category. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_month_window('month', is_date=true) }}",
+    tags=['monthly'],
+) }}
+
+with by_category as (
+    select
+        month,
+        region,
+        category,
+        {{ money_round(money_sum('line_revenue')) }} as gross_revenue
+    from {{ ref('int_order_lines') }}
+    where is_counted and {{ in_month_date_window('month') }}
+    group by month, region, category
+)
+
+select
+    cast(month as date) as month,
+    region,
+    category,
+    gross_revenue,
+    cast(row_number() over (partition by month, region order by gross_revenue desc, category) as integer) as rank
+from by_category
