@@ -34,9 +34,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
         out, orders=args.orders, months=args.months, start_month=args.start_month,
         seed=args.seed, defect_rate=args.defect_rate,
     )
-    print(f"Sample data written to {out} in {time.perf_counter() - started:.1f}s")
-    for key, value in summary.items():
-        print(f"  {key}: {value}")
+    print(f"Sample data written to {out} in {time.perf_counter() - started:.1f}s: "
+          f"{summary['first_month']}..{summary['last_month']}, seed {summary['seed']}")
+    for table, rows in summary["rows"].items():
+        print(f"  {table}: {rows} rows")
+    injected = sum(summary["defects"].values())
+    print(f"  injected defects: {injected} (ground truth in {out / summary['ground_truth']})")
     return 0
 
 

@@ -1,23 +1,31 @@
-"""The one Definitions object of the code location: assets, resources (and, as they come,
-checks, schedules and sensors)."""
+"""The one Definitions object of the code location: assets, checks, jobs, schedules, sensors
+and resources."""
 
-from __future__ import annotations
+from dagster import AssetKey, Definitions, in_process_executor
+from dagster_dbt import DbtCliResource
 
-from dagster import Definitions, in_process_executor
-
-from orchestration.assets.dbt import dbt_asset_defs
+from orchestration.assets.dbt import dbt_asset_defs, dbt_monthly
 from orchestration.assets.raw import raw_assets
 from orchestration.assets.reports import report_assets
 from orchestration.dbt_project import DBT_EXECUTABLE, nexcart_dbt_project
+from orchestration.freshness import build_freshness
 from orchestration.resources import WarehouseResource
+from orchestration.schedules import monthly_refresh_job, monthly_refresh_schedule
+from orchestration.sensors import raw_files_sensor, run_failure_log
 from orchestration.settings import load_settings
-from dagster_dbt import DbtCliResource
+
+monthly_mart_keys: list[AssetKey] = [key for key in dbt_monthly.keys if key.path[0] == "marts"]
+freshness_checks, freshness_sensor = build_freshness(monthly_mart_keys)
 
 
 def build_definitions() -> Definitions:
     settings = load_settings()
     return Definitions(
         assets=[*raw_assets, *dbt_asset_defs, *report_assets],
+        asset_checks=[*freshness_checks],
+        jobs=[monthly_refresh_job],
+        schedules=[monthly_refresh_schedule],
+        sensors=[raw_files_sensor, run_failure_log, freshness_sensor],
         resources={
             "warehouse": WarehouseResource(path=str(settings.warehouse)),
             "dbt": DbtCliResource(project_dir=nexcart_dbt_project, dbt_executable=DBT_EXECUTABLE),

@@ -21,4 +21,7 @@ def first_month() -> str:
     return f"{year:04d}-{month:02d}"
 
 
-monthly_partitions = MonthlyPartitionsDefinition(start_date=first_month(), fmt="%Y-%m", end_offset=0)
+# Months are the store's calendar months (NEXCART_TIMEZONE), like the order months in the marts.
+monthly_partitions = MonthlyPartitionsDefinition(
+    start_date=first_month(), fmt="%Y-%m", end_offset=0, timezone=load_settings().timezone
+)

@@ -27,6 +27,13 @@ class Settings:
     warehouse: Path
     currency: str
     timezone: str
+    schedule_time: str  # HH:MM on the 1st of the month, store time zone
+    freshness_day: int  # last month must be materialized by this day of the month
+
+    @property
+    def schedule_hour_minute(self) -> tuple[int, int]:
+        hour, _, minute = self.schedule_time.partition(":")
+        return int(hour), int(minute or 0)
 
     @property
     def logs_dir(self) -> Path:
@@ -40,4 +47,6 @@ def load_settings() -> Settings:
         warehouse=_path("NEXCART_WAREHOUSE", "data/warehouse/nexcart.duckdb"),
         currency=(os.environ.get("NEXCART_CURRENCY", "").strip() or "USD").upper(),
         timezone=os.environ.get("NEXCART_TIMEZONE", "").strip() or "UTC",
+        schedule_time=os.environ.get("NEXCART_SCHEDULE_TIME", "").strip() or "06:00",
+        freshness_day=int(os.environ.get("NEXCART_FRESHNESS_DAY", "").strip() or 5),
     )

@@ -1,0 +1,130 @@
+"""Sensors: new or corrected raw files launch the runs they need; failed runs leave a reason in
+data/logs/runs.log.
+
+Files are compared by SHA-256, not by modification time: touching a file or copying the same
+export again launches nothing, while a corrected re-delivery of a past month re-runs that month.
+Size and mtime only decide whether a file needs hashing again, so a tick stays cheap.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+from dagster import (
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    run_failure_sensor,
+    sensor,
+)
+
+from orchestration.contract import MONTH_FILE_RE, TABLES
+from orchestration.ingest import discover_months
+from orchestration.run_log import write_run_log
+from orchestration.schedules import monthly_refresh_job
+from orchestration.settings import load_settings
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def raw_files(data_dir: Path) -> dict[str, Path]:
+    """Every contract file under the raw root, by its path relative to the root."""
+    found: dict[str, Path] = {}
+    for table in TABLES.values():
+        if table.monthly:
+            folder = data_dir / table.name
+            if folder.is_dir():
+                found.update({f"{table.name}/{p.name}": p for p in folder.iterdir() if MONTH_FILE_RE.match(p.name)})
+        else:
+            for name in (f"{table.name}.csv", f"{table.name}.csv.gz"):
+                if (data_dir / name).is_file():
+                    found[name] = data_dir / name
+    return found
+
+
+def fingerprint(data_dir: Path, previous: dict[str, list]) -> dict[str, list]:
+    """[size, mtime, sha256] per file, re-hashing only files whose size or mtime changed."""
+    state: dict[str, list] = {}
+    for rel, path in raw_files(data_dir).items():
+        stat = path.stat()
+        old = previous.get(rel)
+        if old and old[0] == stat.st_size and old[1] == stat.st_mtime:
+            state[rel] = old
+        else:
+            state[rel] = [stat.st_size, stat.st_mtime, _sha256(path)]
+    return state
+
+
+def changed_files(previous: dict[str, list], current: dict[str, list]) -> list[str]:
+    return sorted(rel for rel, entry in current.items() if rel not in previous or previous[rel][2] != entry[2])
+
+
+def _range_request(first: str, last: str, run_key: str, trigger: str) -> RunRequest:
+    return RunRequest(
+        run_key=run_key,
+        job_name=monthly_refresh_job.name,
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+            "nexcart/trigger": trigger,
+        },
+    )
+
+
+def run_requests_for(changed: list[str], all_months: list[str]) -> list[RunRequest]:
+    """One run (one dbt invocation) for everything the changes affect.
+
+    A changed month re-runs from that month to the last one, since later months' growth rates,
+    new-vs-returning customers, RFM and rolling averages read it; a changed reference snapshot
+    re-runs every month, since every monthly mart joins the reference tables.
+    """
+    if not all_months or not changed:
+        return []
+    reference = [rel for rel in changed if "/" not in rel]
+    months = sorted({MONTH_FILE_RE.match(rel.split("/", 1)[1])["month"] for rel in changed if "/" in rel})
+    first = all_months[0] if reference else months[0]
+    trigger = "new or changed raw files: " + ", ".join(changed)
+    return [_range_request(first, all_months[-1], run_key=";".join(changed) + f"@{first}", trigger=trigger)]
+
+
+@sensor(
+    name="raw_files_sensor",
+    job=monthly_refresh_job,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Launches a run for each month whose raw files are new or changed (by checksum); a "
+    "changed reference snapshot re-runs every month.",
+)
+def raw_files_sensor(context: SensorEvaluationContext):
+    data_dir = load_settings().data_dir
+    previous = json.loads(context.cursor) if context.cursor else {}
+    current = fingerprint(data_dir, previous)
+    changed = changed_files(previous, current)
+    cursor = json.dumps(current, sort_keys=True)
+    if not changed:
+        return SensorResult(skip_reason=SkipReason("no new or changed raw files"), cursor=cursor)
+    context.log.info("new or changed: " + ", ".join(changed))
+    return SensorResult(run_requests=run_requests_for(changed, discover_months(data_dir)), cursor=cursor)
+
+
+@run_failure_sensor(name="run_failure_log", default_status=DefaultSensorStatus.RUNNING,
+                    monitor_all_code_locations=False)
+def run_failure_log(context: RunFailureSensorContext):
+    run = context.dagster_run
+    partition = run.tags.get("dagster/partition") or run.tags.get("dagster/asset_partition_range_start", "")
+    steps = [
+        f"{event.step_key}: {event.event_specific_data.error.message.strip().splitlines()[0]}"
+        for event in context.get_step_failure_events()
+        if event.event_specific_data and event.event_specific_data.error
+    ]
+    reason = "; ".join(steps) or (context.failure_event.message or "unknown failure")
+    write_run_log(f"FAILED run {run.run_id} ({run.job_name} {partition}): {reason}")
