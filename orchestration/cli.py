@@ -1,16 +1,19 @@
 """The `nexcart` command: generate sample data, and materialize the asset graph headless.
 
-`nexcart run` runs the same Dagster assets the UI runs, in-process, in the order the graph
-needs: raw reference tables, dbt reference models, the monthly range (raw + dbt), then the
-models over the whole history. Runs are recorded in DAGSTER_HOME, so they show in the UI too.
+`nexcart run` runs the same Dagster assets the UI runs, in-process, as one run over the month
+range (each monthly asset handles the range in one step, dbt in one invocation). Runs are
+recorded in DAGSTER_HOME, so they show in the UI too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import threading
 import time
+import uuid
 from pathlib import Path
 
 from orchestration.contract import MONTH_RE
@@ -51,29 +54,57 @@ def _dagster_instance():
     return DagsterInstance.get()
 
 
-def _stages(months: list[str]):
-    """(label, selection, tags) in graph order; the monthly stage spans the month range."""
-    from dagster import AssetSelection
+class _Progress(threading.Thread):
+    """Prints a line per step and per failed check of the run, read from the Dagster instance
+    while the run executes in the main thread (dbt's own output goes to the run's log file)."""
 
-    from orchestration.assets.dbt import dbt_monthly, dbt_reference, dbt_summary
-    from orchestration.assets.raw import raw_assets
-    from orchestration.assets.reports import report_assets
+    KINDS = ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "ASSET_CHECK_EVALUATION")
 
-    raw_reference = [a for a in raw_assets if a.partitions_def is None]
-    raw_monthly = [a for a in raw_assets if a.partitions_def is not None]
-    range_tags = {
-        "dagster/asset_partition_range_start": months[0],
-        "dagster/asset_partition_range_end": months[-1],
-    }
-    span = months[0] if len(months) == 1 else f"{months[0]}..{months[-1]}"
-    return [
-        ("raw reference snapshots", AssetSelection.assets(*raw_reference), {}),
-        ("dbt reference models", AssetSelection.assets(dbt_reference), {}),
-        (f"raw monthly drops {span}", AssetSelection.assets(*raw_monthly), range_tags),
-        (f"dbt monthly models {span}", AssetSelection.assets(dbt_monthly), range_tags),
-        ("dbt whole-history models", AssetSelection.assets(dbt_summary), {}),
-        (f"monthly reports {span}", AssetSelection.assets(*report_assets), range_tags),
-    ]
+    def __init__(self, instance, token: str, out):
+        super().__init__(daemon=True)
+        self.instance, self.token, self.out = instance, token, out
+        self.done = threading.Event()
+        self.started: dict[str, float] = {}
+        self.failed_checks: list[str] = []
+
+    def run(self) -> None:
+        from dagster import DagsterEventType, RunsFilter
+
+        run_id, cursor = None, None
+        kinds = {DagsterEventType(k) for k in self.KINDS}
+        while True:
+            finished = self.done.is_set()
+            if run_id is None:
+                runs = self.instance.get_runs(RunsFilter(tags={"nexcart/cli-run": self.token}), limit=1)
+                run_id = runs[0].run_id if runs else None
+            if run_id is not None:
+                records = self.instance.get_records_for_run(run_id, cursor=cursor, limit=1000)
+                cursor = records.cursor if records.records else cursor
+                for record in records.records:
+                    event = record.event_log_entry.dagster_event
+                    if event is not None and event.event_type in kinds:
+                        self._print(event)
+                if records.has_more:
+                    continue
+            if finished:
+                return
+            self.done.wait(0.5)
+
+    def _print(self, event) -> None:
+        step = event.step_key or ""
+        if event.event_type_value == "STEP_START":
+            self.started[step] = time.perf_counter()
+            print(f"  - {step} ...", file=self.out, flush=True)
+        elif event.event_type_value == "STEP_SUCCESS":
+            took = time.perf_counter() - self.started.get(step, time.perf_counter())
+            print(f"    {step} done in {took:.1f}s", file=self.out, flush=True)
+        elif event.event_type_value == "STEP_FAILURE":
+            print(f"    {step} FAILED", file=self.out, flush=True)
+        elif not event.event_specific_data.passed:
+            evaluation = event.event_specific_data
+            name = f"{evaluation.asset_key.to_user_string()} {evaluation.check_name}"
+            self.failed_checks.append(name)
+            print(f"    check failed: {name} ({evaluation.severity.value})", file=self.out, flush=True)
 
 
 def _failure_reason(result) -> str:
@@ -87,10 +118,16 @@ def _failure_reason(result) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from dagster import materialize
+    import warnings
+
+    from dagster import BetaWarning, PreviewWarning, SupersessionWarning, materialize
+
+    for category in (BetaWarning, PreviewWarning, SupersessionWarning):  # API notes, not news for users
+        warnings.filterwarnings("ignore", category=category)
 
     from orchestration.definitions import defs
     from orchestration.ingest import discover_months
+    from orchestration.run_log import write_run_log
 
     settings = load_settings()
     months = [args.month] if args.month else discover_months(settings.data_dir)
@@ -100,28 +137,42 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
 
     instance = _dagster_instance()
-    assets = list(defs.assets)
-    resources = dict(defs.resources)
-    print(f"NexCart run: {len(months)} month(s), raw root {settings.data_dir}, warehouse {settings.warehouse}")
-    stages = _stages(months)
+    span = months[0] if len(months) == 1 else f"{months[0]}..{months[-1]}"
+    token = uuid.uuid4().hex
+    tags = {
+        # one run over the month range: every monthly asset handles the whole range in one step
+        "dagster/asset_partition_range_start": months[0],
+        "dagster/asset_partition_range_end": months[-1],
+        "nexcart/cli-run": token,
+    }
+    log_path = settings.logs_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"NexCart run {span}: raw root {settings.data_dir}, warehouse {settings.warehouse}")
+    print(f"  (full log: {log_path})", flush=True)
+    progress = _Progress(instance, token, sys.stdout)
+    progress.start()
     started = time.perf_counter()
-    for number, (label, selection, tags) in enumerate(stages, start=1):
-        stage_started = time.perf_counter()
-        print(f"[{number}/{len(stages)}] {label} ...", flush=True)
-        result = materialize(assets, selection=selection, resources=resources, instance=instance,
-                             tags=tags, raise_on_error=False)
-        materialized = result.get_asset_materialization_events()
-        checks = result.get_asset_check_evaluations()
-        failed_checks = [c for c in checks if not c.passed]
-        print(f"      {len(materialized)} materialization(s), {len(checks)} check(s) "
-              f"({len(failed_checks)} failed) in {time.perf_counter() - stage_started:.1f}s", flush=True)
-        for check in failed_checks:
-            print(f"      check failed: {check.asset_key.to_user_string()} {check.check_name}")
-        if not result.success:
-            print(f"\nRun FAILED at stage {number} ({label}): {_failure_reason(result)}", file=sys.stderr)
-            print(f"Run id {result.run_id}; see it in the UI (`make ui`).", file=sys.stderr)
-            return 1
-    print(f"\nDone in {time.perf_counter() - started:.1f}s.")
+    with open(log_path, "w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        result = materialize(
+            list(defs.assets), resources=dict(defs.resources), instance=instance, tags=tags,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+    progress.done.set()
+    progress.join()
+    elapsed = time.perf_counter() - started
+    if not result.success:
+        reason = _failure_reason(result)
+        print(f"\nRun FAILED after {elapsed:.1f}s: {reason}", file=sys.stderr)
+        if progress.failed_checks:
+            print("Failed checks: " + "; ".join(progress.failed_checks), file=sys.stderr)
+        print(f"The published warehouse is unchanged. Run id {result.run_id} (see it in the UI: make ui); "
+              f"log {log_path}", file=sys.stderr)
+        write_run_log(f"FAILED nexcart run {span} (run {result.run_id}): {reason}")
+        return 1
+    write_run_log(f"SUCCEEDED nexcart run {span} (run {result.run_id}) in {elapsed:.0f}s")
+    print(f"\nDone in {elapsed:.1f}s" + (f", {len(progress.failed_checks)} warning check(s) failed"
+                                        if progress.failed_checks else "") + ".")
     _print_summary(settings.warehouse)
     return 0
 

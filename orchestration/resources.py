@@ -1,21 +1,32 @@
-"""The warehouse resource: one DuckDB file, opened per step and always closed.
+"""The warehouse resource: one DuckDB file that analysts read while runs write.
 
-DuckDB allows one writing process per file; every asset that writes also runs in the
-'warehouse' pool (limit 1 in dagster_home/dagster.yaml), and a connection that meets a lock held
-by another process retries with backoff instead of failing at once.
+DuckDB allows one writing process per file, and a reader in another process blocks that
+writer. So a run never writes the published file (NEXCART_WAREHOUSE) that users query: it copies
+it to a build file (data/warehouse/.build/nexcart.duckdb, same file name so DuckDB's catalog name
+and the views bound to it stay valid), writes there, and on success publishes it with one atomic
+rename. A reader opened before the rename keeps reading the previous state; the next reader
+sees the new one. A run that fails or is killed leaves the published file as it was.
+
+One run builds at a time: a lock file serialises runs from the UI, the schedule, the sensor and
+`nexcart run`; a second run waits for the first to publish, then starts from its result.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, DagsterEventType, InitResourceContext
+from pydantic import PrivateAttr
 
 WAREHOUSE_POOL = "warehouse"
+BUILD_LOCK_TIMEOUT_S = 6 * 3600
 
 
 class WarehouseLockedError(RuntimeError):
@@ -30,28 +41,143 @@ def connect_with_retry(path: Path, read_only: bool = False, attempts: int = 8, f
         try:
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or attempt == attempts:
-                if "lock" in str(exc).lower():
-                    raise WarehouseLockedError(
-                        f"The warehouse {path} is locked by another process (after {attempts} tries): "
-                        "close any DuckDB session writing to it (or a read-only one: it blocks writers "
-                        "too) and run again."
-                    ) from exc
+            locked = "lock" in str(exc).lower()
+            if not locked:
                 raise
+            if attempt == attempts:
+                raise WarehouseLockedError(
+                    f"The warehouse {path} is locked by another process (after {attempts} tries): "
+                    "close any DuckDB session writing to it (or a read-only one: it blocks writers "
+                    "too) and run again."
+                ) from exc
             time.sleep(wait)
             wait = min(wait * 2, 10.0)
     raise AssertionError("unreachable")
 
 
+def build_path_for(published: Path) -> Path:
+    return published.parent / ".build" / published.name
+
+
+def _remove_database(path: Path) -> None:
+    for suffix in ("", ".wal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _copy_database(source: Path, target: Path) -> None:
+    _remove_database(target)
+    for suffix in ("", ".wal"):
+        if Path(f"{source}{suffix}").exists():
+            shutil.copyfile(f"{source}{suffix}", f"{target}{suffix}")
+
+
+def publish(build: Path, published: Path) -> None:
+    """Make the build file the published one in one rename (same folder tree, same filesystem)."""
+    con = duckdb.connect(str(build))
+    try:
+        con.execute("checkpoint")  # fold the write-ahead log into the file before it moves
+    finally:
+        con.close()
+    Path(f"{build}.wal").unlink(missing_ok=True)
+    os.replace(build, published)
+    Path(f"{published}.wal").unlink(missing_ok=True)
+    fd = os.open(published.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class WarehouseResource(ConfigurableResource):
-    """The DuckDB warehouse file (NEXCART_WAREHOUSE)."""
+    """The DuckDB warehouse (NEXCART_WAREHOUSE). Steps call connect(); during a run that is the
+    run's build file, published when the run succeeds."""
 
     path: str
+    _build: Path | None = PrivateAttr(default=None)
+    _lock: int | None = PrivateAttr(default=None)
+
+    @property
+    def published_path(self) -> Path:
+        return Path(self.path)
+
+    @property
+    def database(self) -> Path:
+        """The file this run reads and writes: the build file inside a run, else the published one."""
+        return self._build or self.published_path
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        if context.dagster_run is None:  # outside a run (e.g. a sensor): read the published file
+            return
+        published = self.published_path
+        build = build_path_for(published)
+        build.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = _acquire_build_lock(build.parent / "build.lock", context)
+        # A build file left by a killed run is discarded: every run starts from the published state.
+        _copy_database(published, build)
+        self._build = build
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._build is None:
+            return
+        try:
+            if _run_succeeded_so_far(context):
+                publish(self._build, self.published_path)
+                context.log.info(f"published the warehouse to {self.published_path}")
+            else:
+                context.log.warning("the run failed: the published warehouse is left as it was")
+                _remove_database(self._build)
+        finally:
+            self._build = None
+            if self._lock is not None:
+                os.close(self._lock)  # closing releases the flock
+                self._lock = None
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = connect_with_retry(Path(self.path), read_only=read_only)
+        con = connect_with_retry(self.database, read_only=read_only)
         try:
             yield con
         finally:
             con.close()
+
+    @contextmanager
+    def dbt_environment(self) -> Iterator[None]:
+        """dbt runs as a subprocess reading NEXCART_WAREHOUSE (dbt_project/profiles.yml): point it
+        at this run's build file for the duration of the call."""
+        previous = os.environ.get("NEXCART_WAREHOUSE")
+        os.environ["NEXCART_WAREHOUSE"] = str(self.database)
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop("NEXCART_WAREHOUSE", None)
+            else:
+                os.environ["NEXCART_WAREHOUSE"] = previous
+
+
+def _acquire_build_lock(lock_path: Path, context: InitResourceContext) -> int:
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + BUILD_LOCK_TIMEOUT_S
+    announced = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if not announced:
+                context.log.info("another run is building the warehouse: waiting for it to publish")
+                announced = True
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise WarehouseLockedError(f"another run held {lock_path} for over {BUILD_LOCK_TIMEOUT_S} s")
+            time.sleep(1.0)
+
+
+def _run_succeeded_so_far(context: InitResourceContext) -> bool:
+    """No step of this run failed (a failed blocking check fails its step too)."""
+    if context.instance is None or context.run_id is None:
+        return False
+    failures = context.instance.get_records_for_run(
+        run_id=context.run_id, of_type=DagsterEventType.STEP_FAILURE, limit=1
+    ).records
+    return not failures

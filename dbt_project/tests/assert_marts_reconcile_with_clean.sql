@@ -2,6 +2,7 @@
     and gross_revenue equal a direct recomputation from clean.orders and clean.order_items
     (metrics.md, written out again here on purpose, not through the marts' shared models), and
     the counted lines of fct_order_lines sum to the same gross revenue. One row per mismatch. -#}
+{{ config(meta={'dagster': {'ref': {'name': 'monthly_revenue'}}}) }}
 
 with clean_counted_lines as (
     select o.order_month as month, o.order_id, i.line_revenue

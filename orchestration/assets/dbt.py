@@ -54,7 +54,8 @@ def _run_dbt(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: War
     args = ["build", "--indirect-selection", "buildable"]
     if dbt_vars:
         args += ["--vars", json.dumps(dbt_vars)]
-    events = list(dbt.cli(args, context=context).stream())
+    with warehouse.dbt_environment():
+        events = list(dbt.cli(args, context=context).stream())
     manifest = json.loads(DBT_MANIFEST.read_text())
     relations = {
         translator.get_asset_key(node): _relation(node)

@@ -63,13 +63,14 @@ def build_monthly_report(partitions_def: MonthlyPartitionsDefinition = monthly_p
     )
     def monthly_report(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         settings = load_settings()
-        warehouse_path = Path(warehouse.path)
+        warehouse_path = Path(warehouse.published_path)
         out_dir = reports_dir(warehouse_path)
         docs = quality_docs_index(warehouse_path)
         months = sorted(context.partition_keys)
         metadata: dict[str, MetadataValue] = {}
         for month in months:
-            result = render_month_report(warehouse_path, month, out_dir, currency=settings.currency,
+            # the run's own build of the warehouse: this run's marts, not the last published ones
+            result = render_month_report(warehouse.database, month, out_dir, currency=settings.currency,
                                          quality_docs=docs)
             hidden = sorted(k for k, shown in result.sections.items() if not shown)
             context.log.info(f"Report {month}: {result.path} ({result.size_bytes:,} bytes)"
