@@ -185,16 +185,21 @@ def _print_summary(warehouse: Path) -> None:
         counts = con.execute(
             """
             select schema_name || '.' || table_name, estimated_size
-            from duckdb_tables() where schema_name in ('raw', 'clean', 'quality', 'marts')
-              and not starts_with(table_name, '_')
+            from duckdb_tables() where schema_name in ('clean', 'quality', 'marts')
             order by schema_name, table_name
             """
         ).fetchall()
     finally:
         con.close()
-    print(f"Warehouse: {warehouse}")
-    print("  query it: duckdb -readonly " + str(warehouse) + " -c 'select * from marts.monthly_revenue'")
-    print("  tables (approximate rows): " + ", ".join(f"{name} {rows}" for name, rows in counts))
+    data_root = warehouse.parent.parent
+    print(f"Warehouse:    {warehouse}")
+    print(f"  query it:   .venv/bin/duckdb -readonly {warehouse} -c 'select * from marts.monthly_revenue'")
+    print("  tables:     " + ", ".join(f"{name} ({rows} rows)" for name, rows in counts))
+    for label, path in (("Reports:", data_root / "reports" / "index.html"),
+                        ("Quality docs:", data_root / "docs" / "quality" / "index.html")):
+        if path.exists():
+            print(f"{label:<13} {path}")
+    print(f"Run history:  {load_settings().logs_dir / 'runs.log'} (and the Dagster UI: make ui)")
 
 
 def build_parser() -> argparse.ArgumentParser:
