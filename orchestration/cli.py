@@ -117,6 +117,21 @@ def _failure_reason(result) -> str:
     return "the run failed (see the Dagster UI for details)"
 
 
+def _condensed_gate_lines(lines: list[str]) -> list[str]:
+    """Errors in full; warnings once per gate with the months they hit (the docs have the rest)."""
+    errors = [line for line in lines if line.startswith("ERROR")]
+    warnings: dict[str, list[str]] = {}
+    for line in lines:
+        if line.startswith("WARN"):
+            head, _, detail = line.partition(": ")
+            level, asset, *month = head.split(" ")
+            warnings.setdefault(f"{level} {asset}", []).append(month[0] if month else detail)
+    condensed = [f"{gate}: failed warn-level expectations in {len(months)} month(s) "
+                 f"({months[0]}{'..' + months[-1] if len(months) > 1 else ''})"
+                 for gate, months in warnings.items()]
+    return errors + condensed
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import warnings
 
@@ -127,6 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from orchestration.definitions import defs
     from orchestration.ingest import discover_months
+    from orchestration.quality import build_quality_docs, failed_gates_summary
     from orchestration.run_log import write_run_log
 
     settings = load_settings()
@@ -153,13 +169,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress.start()
     started = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        # the quality gates are asset checks: materialize() runs only the checks it is given
         result = materialize(
-            list(defs.assets), resources=dict(defs.resources), instance=instance, tags=tags,
+            [*defs.assets, *defs.asset_checks], resources=dict(defs.resources), instance=instance, tags=tags,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
     progress.done.set()
     progress.join()
+    for line in _condensed_gate_lines(failed_gates_summary(result)):
+        print(f"  gate {line}", file=sys.stderr if line.startswith("ERROR") else sys.stdout)
+    docs = build_quality_docs(settings.warehouse)  # once per run, failed runs included
     elapsed = time.perf_counter() - started
     if not result.success:
         reason = _failure_reason(result)
@@ -167,7 +187,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if progress.failed_checks:
             print("Failed checks: " + "; ".join(progress.failed_checks), file=sys.stderr)
         print(f"The published warehouse is unchanged. Run id {result.run_id} (see it in the UI: make ui); "
-              f"log {log_path}", file=sys.stderr)
+              f"log {log_path}; quality docs {docs}", file=sys.stderr)
         write_run_log(f"FAILED nexcart run {span} (run {result.run_id}): {reason}")
         return 1
     write_run_log(f"SUCCEEDED nexcart run {span} (run {result.run_id}) in {elapsed:.0f}s")
@@ -202,6 +222,13 @@ def _print_summary(warehouse: Path) -> None:
     print(f"Run history:  {load_settings().logs_dir / 'runs.log'} (and the Dagster UI: make ui)")
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    from orchestration.quality import serve_docs
+
+    serve_docs(args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nexcart", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -222,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "(or one month and what it needs), in-process, and exit non-zero on failure.")
     run.add_argument("--month", type=_month, help="only this month, YYYY-MM (and the reference tables)")
     run.set_defaults(func=cmd_run)
+
+    docs = sub.add_parser("docs", help="serve the data-quality docs on http://127.0.0.1:PORT",
+                          description="Serve data/docs/quality (built by every run) on 127.0.0.1.")
+    docs.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    docs.set_defaults(func=cmd_docs)
     return parser
 
 

@@ -4,17 +4,18 @@ and resources."""
 from dagster import AssetKey, Definitions, in_process_executor
 from dagster_dbt import DbtCliResource
 
-from orchestration.assets.dbt import dbt_asset_defs, dbt_monthly
+from orchestration.assets.dbt import dbt_asset_defs, dbt_monthly_marts
 from orchestration.assets.raw import raw_assets
 from orchestration.assets.reports import report_assets
 from orchestration.dbt_project import DBT_EXECUTABLE, nexcart_dbt_project
 from orchestration.freshness import build_freshness
+from orchestration.quality import quality_checks
 from orchestration.resources import WarehouseResource
 from orchestration.schedules import monthly_refresh_job, monthly_refresh_schedule
 from orchestration.sensors import raw_files_sensor, run_failure_log
 from orchestration.settings import load_settings
 
-monthly_mart_keys: list[AssetKey] = [key for key in dbt_monthly.keys if key.path[0] == "marts"]
+monthly_mart_keys: list[AssetKey] = list(dbt_monthly_marts.keys)
 freshness_checks, freshness_sensor = build_freshness(monthly_mart_keys)
 
 
@@ -22,7 +23,7 @@ def build_definitions() -> Definitions:
     settings = load_settings()
     return Definitions(
         assets=[*raw_assets, *dbt_asset_defs, *report_assets],
-        asset_checks=[*freshness_checks],
+        asset_checks=[*quality_checks, *freshness_checks],
         jobs=[monthly_refresh_job],
         schedules=[monthly_refresh_schedule],
         sensors=[raw_files_sensor, run_failure_log, freshness_sensor],

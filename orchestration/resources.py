@@ -112,6 +112,7 @@ class WarehouseResource(ConfigurableResource):
         build = build_path_for(published)
         build.parent.mkdir(parents=True, exist_ok=True)
         self._lock = _acquire_build_lock(build.parent / "build.lock", context)
+        _release_dead_runs(context)
         # A build file left by a killed run is discarded: every run starts from the published state.
         _copy_database(published, build)
         self._build = build
@@ -173,11 +174,34 @@ def _acquire_build_lock(lock_path: Path, context: InitResourceContext) -> int:
             time.sleep(1.0)
 
 
+def _release_dead_runs(context: InitResourceContext) -> None:
+    """Free the 'warehouse' pool slot of a run that died (SIGKILL, OOM) while building.
+
+    A run claims (or queues for) the pool's slot for a step only while it holds the build lock, and
+    this run holds it now: another run holding or waiting for a slot is dead. Left alone, its slot
+    would make every later run wait for the pool forever. It is marked failed, so the UI says so.
+    """
+    instance = context.instance
+    if instance is None or not instance.event_log_storage.supports_global_concurrency_limits:
+        return
+    info = instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL)
+    holders = {slot.run_id for slot in info.claimed_slots} | {step.run_id for step in info.pending_steps}
+    for run_id in sorted(holders - {context.dagster_run.run_id}):
+        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+        run = instance.get_run_by_id(run_id)
+        if run is not None and not run.is_finished:
+            instance.report_run_failed(
+                run, "This run stopped while building the warehouse (killed or crashed); the published "
+                "warehouse was left as it was."
+            )
+        context.log.warning(f"released the warehouse pool slot of run {run_id}, which stopped while building")
+
+
 def _run_succeeded_so_far(context: InitResourceContext) -> bool:
     """No step of this run failed (a failed blocking check fails its step too)."""
-    if context.instance is None or context.run_id is None:
+    if context.instance is None or context.dagster_run is None:
         return False
     failures = context.instance.get_records_for_run(
-        run_id=context.run_id, of_type=DagsterEventType.STEP_FAILURE, limit=1
+        run_id=context.dagster_run.run_id, of_type=DagsterEventType.STEP_FAILURE, limit=1
     ).records
     return not failures
