@@ -47,11 +47,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _dagster_instance():
+    """The Dagster instance of DAGSTER_HOME (default dagster_home/, the one `make ui` shows).
+
+    A lock around the first opening: two first-ever runs started together would both create the
+    instance's SQLite schema and leave it unreadable.
+    """
+    import fcntl
+
     from dagster import DagsterInstance
 
     os.environ.setdefault("DAGSTER_HOME", str(DEFAULT_DAGSTER_HOME))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    return DagsterInstance.get()
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".init.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return DagsterInstance.get()
 
 
 class _Progress(threading.Thread):

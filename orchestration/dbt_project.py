@@ -1,7 +1,9 @@
 """The dbt project as Dagster sees it (kept apart from the @dbt_assets, as dagster-dbt advises).
 
-`dagster dev` prepares the manifest itself; the CLI, `make ui`, the tests and CI call
+Every process that loads the definitions (`dagster dev`, the CLI, `make ui`, the tests, CI) calls
 ensure_manifest(), which runs `dbt parse` when the manifest is missing or older than the models.
+dagster-dbt's own prepare_if_dev() is not used: it runs the `dbt` found on PATH, and there is none
+unless the virtualenv is activated, so `dagster dev` could not load the code location.
 """
 
 from __future__ import annotations
@@ -50,5 +52,3 @@ def ensure_manifest() -> Path:
         os.replace(Path(scratch) / "manifest.json", manifest)
     return manifest
 
-
-nexcart_dbt_project.prepare_if_dev()

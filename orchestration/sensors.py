@@ -80,12 +80,13 @@ def _range_request(first: str, last: str, run_key: str, trigger: str) -> RunRequ
     )
 
 
-def run_requests_for(changed: list[str], all_months: list[str]) -> list[RunRequest]:
+def run_requests_for(changed: list[str], all_months: list[str], version: str = "") -> list[RunRequest]:
     """One run (one dbt invocation) for everything the changes affect.
 
     A changed month re-runs from that month to the last one, since later months' growth rates,
     new-vs-returning customers, RFM and rolling averages read it; a changed reference snapshot
-    re-runs every month, since every monthly mart joins the reference tables.
+    re-runs every month, since every monthly mart joins the reference tables. `version` tells
+    deliveries of the same files apart in the run key (Dagster launches a run key only once).
     """
     if not all_months or not changed:
         return []
@@ -93,7 +94,8 @@ def run_requests_for(changed: list[str], all_months: list[str]) -> list[RunReque
     months = sorted({MONTH_FILE_RE.match(rel.split("/", 1)[1])["month"] for rel in changed if "/" in rel})
     first = all_months[0] if reference else months[0]
     trigger = "new or changed raw files: " + ", ".join(changed)
-    return [_range_request(first, all_months[-1], run_key=";".join(changed) + f"@{first}", trigger=trigger)]
+    run_key = ";".join(changed) + f"@{first}" + (f"#{version}" if version else "")
+    return [_range_request(first, all_months[-1], run_key=run_key, trigger=trigger)]
 
 
 @sensor(
@@ -113,7 +115,11 @@ def raw_files_sensor(context: SensorEvaluationContext):
     if not changed:
         return SensorResult(skip_reason=SkipReason("no new or changed raw files"), cursor=cursor)
     context.log.info("new or changed: " + ", ".join(changed))
-    return SensorResult(run_requests=run_requests_for(changed, discover_months(data_dir)), cursor=cursor)
+    # the files' previous and new [size, mtime, sha256]: a second correction of a file gets a new key
+    version = hashlib.sha256(
+        json.dumps({rel: [previous.get(rel), current[rel]] for rel in changed}, sort_keys=True).encode()
+    ).hexdigest()[:16]
+    return SensorResult(run_requests=run_requests_for(changed, discover_months(data_dir), version), cursor=cursor)
 
 
 @run_failure_sensor(name="run_failure_log", default_status=DefaultSensorStatus.RUNNING,
