@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 from orchestration.contract import MONTH_RE
+from orchestration.quarantine import add_quarantine_commands
 from orchestration.settings import PROJECT_ROOT, load_settings
 
 DEFAULT_DAGSTER_HOME = PROJECT_ROOT / "dagster_home"
@@ -121,7 +122,9 @@ def _failure_reason(result) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
             error = event.step_failure_data.error
-            while error.cause and "IngestError" not in error.cls_name and error.cause.message:
+            # unwrap to our own message (a file problem, a locked warehouse), not DuckDB's
+            while (error.cause and error.cause.message
+                   and not any(name in error.cls_name for name in ("IngestError", "WarehouseLockedError"))):
                 error = error.cause
             return f"{event.step_key}: {error.message.strip()}"
     return "the run failed (see the Dagster UI for details)"
@@ -154,6 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from orchestration.ingest import discover_months
     from orchestration.quality import build_quality_docs, failed_gates_summary
     from orchestration.run_log import write_run_log
+    from orchestration.warehouse_health import WarehouseCorruptError, check_warehouse
 
     settings = load_settings()
     months = [args.month] if args.month else discover_months(settings.data_dir)
@@ -161,6 +165,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"No monthly files under {settings.data_dir}: run `nexcart generate` or put the "
               "retailer's exports there (see docs/raw-data-contract.md).", file=sys.stderr)
         return 2
+
+    try:
+        check_warehouse(settings.warehouse)
+    except WarehouseCorruptError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
 
     instance = _dagster_instance()
     span = months[0] if len(months) == 1 else f"{months[0]}..{months[-1]}"
@@ -264,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Serve data/docs/quality (built by every run) on 127.0.0.1.")
     docs.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     docs.set_defaults(func=cmd_docs)
+
+    add_quarantine_commands(sub)
     return parser
 
 

@@ -2,13 +2,19 @@
 
 Every contract column is loaded as text, so no value is lost before the staging layer decides
 what it means, plus lineage (_source_file, _source_line, _month, _loaded_at) and the unknown
-extra columns as JSON (_extra). DuckDB's own CSV reader does the reading; Python only looks at
-the header and the bytes, to give structural errors a file, line and column.
+extra columns as JSON (_extra). DuckDB's own CSV reader does the reading; Python looks at the
+header and the bytes, to give structural errors a file, line and column, and maps every record
+to the physical line it starts on (the line number an editor shows).
 
 Structural problems fail the load with an IngestError naming the file and the problem. Lines
-that cannot be read as a record (wrong field count, broken quoting) go to
+that cannot be read as a record (wrong field count, broken quoting, too long) go to
 raw.<table>_rejected_lines with their line number and reason, and the load goes on. Every line
-is accounted for: loaded rows + rejected lines = the file's records.
+is accounted for: loaded rows + rejected lines = the file's records (blank lines are not records).
+
+A month is its delivery (<table>/YYYY-MM.csv) plus the corrections replayed for that delivery
+(<table>/corrections/YYYY-MM/<UTC time>-for-<sha256 prefix>.csv, written by
+`nexcart quarantine replay`). A correction belongs to the delivery whose checksum prefix its
+name carries: re-ingesting the month keeps it, a new delivery of the month supersedes it.
 """
 
 from __future__ import annotations
@@ -16,19 +22,38 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
+import errno
 import gzip
 import hashlib
 import io
-import json
+import itertools
+import re
+from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pandas as pd
 
 from orchestration.contract import MONTH_FILE_RE, TABLES, RawTable
 
 CHUNK = 1 << 20
 SUPPORTED_DELIMITERS = (",", ";", "\t")
+MAX_LINE_SIZE = 16 << 20  # bytes; a longer line is rejected (line_too_long), the file still loads
+# An extra column this close to a contract column the file lacks is a misspelling, not an extra:
+# loading it would silently default the contract column (a discount of 0, say).
+MISSPELT_CUTOFF = 0.85
+
+CORRECTIONS_DIR = "corrections"
+CORRECTION_BASIS_CHARS = 16  # hex digits of the delivery's sha256 a correction file names
+CORRECTION_FILE_RE = re.compile(r"^(?P<stamp>\d{8}T\d{12}Z)-for-(?P<basis>[0-9a-f]{16})\.csv$")
+
+# Python's csv module guards against runaway fields at 128 KiB; DuckDB's limit is the one that
+# decides (MAX_LINE_SIZE), so the line mapping must never stop earlier than the reader.
+csv.field_size_limit(2**31 - 1)
 
 
 class IngestError(Exception):
@@ -44,6 +69,17 @@ class FileScan:
     header: list[str]
     delimiter: str
     data_bytes: int
+    ends_with_newline: bool = True
+
+
+@dataclass
+class RecordMap:
+    """The file as DuckDB's reader splits it: one entry per record or blank line, header first,
+    with the physical line it starts on. DuckDB numbers rejected records the same way (entry
+    number = DuckDB's line number), which is what ties its rejects to lines."""
+
+    starts: np.ndarray  # int64, physical line where entry i starts (entry 0 = header)
+    blank: np.ndarray  # bool, entry i is an empty line
 
 
 @dataclass
@@ -56,6 +92,20 @@ class IngestResult:
     lines_rejected: int = 0
     extra_columns: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    correction_files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StagedFile:
+    """One file read into a temp table, ready to be published into its raw table."""
+
+    rel: str
+    checksum: str
+    temp_table: str
+    rows_loaded: int
+    rejected_lines: list[tuple[int, str | None, str, str]]  # line, column, reason, record
+    extra_columns: list[str]
+    notes: list[str]
 
 
 # --- the raw layer's tables -------------------------------------------------------------------
@@ -95,12 +145,12 @@ def monthly_files(data_dir: Path, table: RawTable) -> dict[str, Path]:
         return {}
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.name.startswith((".", "_")):
+        if path.name.startswith((".", "_")) or (path.name == CORRECTIONS_DIR and path.is_dir()):
             continue
         match = MONTH_FILE_RE.match(path.name)
         if not match:
             raise IngestError(
-                f"{_rel(data_dir, path)}: not a monthly file name; monthly drops are named "
+                f"{_shown(_rel(data_dir, path))}: not a monthly file name; monthly drops are named "
                 f"YYYY-MM.csv or YYYY-MM.csv.gz (e.g. {table.name}/2024-01.csv). Rename it or move it "
                 "out of the raw root."
             )
@@ -111,6 +161,40 @@ def monthly_files(data_dir: Path, table: RawTable) -> dict[str, Path]:
             )
         found[month] = path
     return found
+
+
+def corrections_folder(data_dir: Path, table: RawTable, month: str) -> Path:
+    return data_dir / table.name / CORRECTIONS_DIR / month
+
+
+def correction_file_name(delivery_checksum: str, stamp: str) -> str:
+    """The name of a correction of the delivery with this checksum, made at `stamp`
+    (UTC, YYYYMMDDTHHMMSSffffff + 'Z'): names sort in the order the corrections were made."""
+    return f"{stamp}-for-{delivery_checksum[:CORRECTION_BASIS_CHARS]}.csv"
+
+
+def correction_files(data_dir: Path, table: RawTable, month: str) -> list[Path]:
+    """The month's correction files, oldest first; a file not named as one is an error."""
+    folder = corrections_folder(data_dir, table, month)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith((".", "_")):
+            continue
+        if not CORRECTION_FILE_RE.match(path.name):
+            raise IngestError(
+                f"{_shown(_rel(data_dir, path))}: not a correction file name; corrections are written "
+                "by `nexcart quarantine replay` as <UTC time>-for-<delivery checksum>.csv. Move it out "
+                "of the raw root and replay it instead."
+            )
+        found.append(path)
+    return found
+
+
+def _corrects(path: Path, delivery_checksum: str) -> bool:
+    """Was this correction made for the delivery with this checksum?"""
+    return CORRECTION_FILE_RE.match(path.name)["basis"] == delivery_checksum[:CORRECTION_BASIS_CHARS]
 
 
 def reference_file(data_dir: Path, table: RawTable) -> Path | None:
@@ -138,6 +222,12 @@ def _rel(data_dir: Path, path: Path) -> str:
         return str(path)
 
 
+def _shown(name: str) -> str:
+    """A file name as it can be printed: one with control characters (a newline, an escape
+    sequence) is shown quoted and escaped, so it cannot garble or forge a message line."""
+    return name if name.isprintable() else ascii(name)
+
+
 def _check_inside_root(data_dir: Path, path: Path, rel: str) -> Path:
     """Refuse a file (or a symlink) that resolves outside the raw root."""
     resolved = path.resolve()
@@ -153,14 +243,19 @@ def _open_bytes(path: Path):
     return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
 
 
-def scan_file(path: Path, rel: str) -> FileScan:
-    """One streaming pass: checksum of the bytes as delivered, UTF-8 validity with the line and
-    column of the first bad byte, the number of lines, and the header."""
+def file_checksum(path: Path) -> str:
+    """sha256 of the file's bytes as delivered (compressed, for a .csv.gz)."""
     sha = hashlib.sha256()
     with open(path, "rb") as raw:
         for chunk in iter(lambda: raw.read(CHUNK), b""):
             sha.update(chunk)
+    return sha.hexdigest()
 
+
+def scan_file(path: Path, rel: str) -> FileScan:
+    """One streaming pass: checksum of the bytes as delivered, UTF-8 validity with the line and
+    column of the first bad byte, the number of lines, and the header."""
+    checksum = file_checksum(path)
     decoder = codecs.getincrementaldecoder("utf-8")()
     newlines, total, last_byte = 0, 0, b""
     first_line = bytearray()
@@ -184,13 +279,18 @@ def scan_file(path: Path, rel: str) -> FileScan:
 
     if total == 0:
         raise IngestError(f"{rel}: the file is empty (not even a header row).")
-    header_text = bytes(first_line).decode("utf-8").lstrip("\ufeff").rstrip("\r")
+    header_text = bytes(first_line).decode("utf-8").lstrip("\ufeff").removesuffix("\r")
+    if "\r" in header_text:
+        raise IngestError(
+            f"{rel}, line 1: the lines end with a bare carriage return (CR, the old Mac format), which "
+            "the reader cannot split reliably. Save the file again with LF or CRLF line ends."
+        )
     if not header_text.strip():
         raise IngestError(f"{rel}, line 1: the header row is empty.")
     delimiter = _detect_delimiter(header_text)
     header = next(csv.reader([header_text], delimiter=delimiter))
     physical_lines = newlines + (0 if last_byte == b"\n" else 1)
-    return FileScan(sha.hexdigest(), physical_lines, header, delimiter, total)
+    return FileScan(checksum, physical_lines, header, delimiter, total, ends_with_newline=last_byte == b"\n")
 
 
 def _raise_encoding_error(path: Path, rel: str, offset: int) -> None:
@@ -220,6 +320,56 @@ def _detect_delimiter(header_text: str) -> str:
     return best if counts[best] > 0 else ","
 
 
+def _line_end(line: str) -> str:
+    if line.endswith("\r\n"):
+        return "CRLF"
+    return "LF" if line.endswith("\n") else ""
+
+
+def map_records(path: Path, rel: str, delimiter: str) -> RecordMap:
+    """Split the file into records the way DuckDB's reader does (a quoted field may span lines;
+    a quote opens a field only at its start, after optional spaces) and note where each starts.
+
+    Also refuses a file whose records end with different line ends (CRLF here, LF there): the
+    reader fixes one kind of line end per file and cannot read the other.
+    """
+    starts, blank = array("q"), array("b")
+    last_line = [""]
+
+    def remembering(lines: Iterator[str]) -> Iterator[str]:
+        for line in lines:
+            last_line[0] = line
+            yield line
+
+    with _open_bytes(path) as stream:
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="\n")
+        reader = csv.reader(remembering(text), delimiter=delimiter, quotechar='"', doublequote=True,
+                            skipinitialspace=True, strict=False)
+        first_end, line = None, 1
+        try:
+            for row in reader:
+                starts.append(line)
+                blank.append(not row)
+                end = _line_end(last_line[0])
+                first_end = first_end or end
+                if end and end != first_end:
+                    raise IngestError(
+                        f"{rel}, line {reader.line_num}: this line ends with {end} but line 1 with "
+                        f"{first_end}; a file must use one kind of line end. Save it again from an "
+                        "editor or spreadsheet (it writes one kind), or convert it with `dos2unix`."
+                    )
+                line = reader.line_num + 1
+        except csv.Error as exc:
+            raise IngestError(
+                f"{rel}, line {reader.line_num}: cannot be split into records ({exc}); a carriage "
+                "return inside an unquoted field does this: quote the field or remove the character."
+            ) from exc
+    return RecordMap(np.frombuffer(starts, dtype=np.int64).copy(), np.frombuffer(blank, dtype=np.int8).astype(bool))
+
+
+# --- the header -------------------------------------------------------------------------------
+
+
 def _map_header(table: RawTable, header: list[str], rel: str) -> tuple[dict[str, int], dict[str, int]]:
     """Contract columns and extra columns by their position in the file. Names are matched
     case-insensitively after trimming, as the contract says."""
@@ -234,26 +384,296 @@ def _map_header(table: RawTable, header: list[str], rel: str) -> tuple[dict[str,
                 f"(also column {seen[name] + 1})."
             )
         seen[name] = pos
+    extras = [n for n in names if n not in table.columns]
     missing = [c for c in table.required_columns if c not in seen]
     if missing:
         hints = []
         for col in missing:
-            close = difflib.get_close_matches(col, [n for n in names if n not in table.columns], n=1)
+            close = difflib.get_close_matches(col, extras, n=1)
             hints.append(f"'{col}'" + (f" (found '{close[0]}': misspelt?)" if close else ""))
         raise IngestError(
             f"{rel}, line 1: missing required column {', '.join(hints)}. "
             f"{table.name} needs {', '.join(table.required_columns)}; the header has {', '.join(names)}."
         )
+    for col in (c for c in table.columns if c not in seen):
+        close = difflib.get_close_matches(col, extras, n=1, cutoff=MISSPELT_CUTOFF)
+        if close:
+            raise IngestError(
+                f"{rel}, line 1, column {seen[close[0]] + 1}: '{close[0]}' looks like the contract column "
+                f"'{col}' misspelt. Loaded as an extra column it would leave '{col}' empty (its default "
+                f"would be used instead of your values): rename the column to '{col}'."
+            )
     contract = {c: seen[c] for c in table.columns if c in seen}
     extra = {n: p for n, p in seen.items() if n not in table.columns}
     return contract, extra
 
 
-# --- loading ----------------------------------------------------------------------------------
+# --- staging one file -------------------------------------------------------------------------
 
 
 def _quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+# DuckDB's error types, in the words of the contract's quarantine reasons.
+_REJECT_KINDS = {
+    "missing_columns": "wrong_field_count",
+    "too_many_columns": "wrong_field_count",
+    "unquoted_value": "broken_quoting",
+    "line_size_over_maximum": "line_too_long",
+    "invalid_unicode": "invalid_encoding",
+}
+UNTERMINATED_QUOTE = "unterminated_quote: a quoted field is never closed, so the rest of the file could not be read"
+
+
+def _reject_reason(error_types: str, message: str) -> str:
+    kinds = sorted({_REJECT_KINDS.get(t.strip(), t.strip()) for t in error_types.split(",")})
+    detail = message.splitlines()[0].replace("Expected Number of Columns", "expected fields").replace("Found", "found")
+    return f"{', '.join(kinds)}: {detail}"
+
+
+def _physical_lines_from(path: Path, first: int) -> list[tuple[int, str]]:
+    """(line number, text) of every non-empty line from line `first` to the end of the file."""
+    with _open_bytes(path) as stream:
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="\n")
+        tail = itertools.islice(text, first - 1, None)
+        return [(n, t.rstrip("\r\n")) for n, t in enumerate(tail, start=first) if t.rstrip("\r\n")]
+
+
+def _inconsistent(rel: str, detail: str) -> IngestError:
+    # A guard, not an expected path: the line mapping and DuckDB's reader split the file
+    # differently, and loading on would misplace or lose lines.
+    return IngestError(
+        f"{rel}: the file's records could not be matched to its lines ({detail}); nothing was loaded. "
+        "Re-export the file (plain RFC 4180 CSV) and report this case."
+    )
+
+
+def stage_file(
+    con: duckdb.DuckDBPyConnection,
+    table: RawTable,
+    path: Path,
+    data_dir: Path,
+    month: str | None,
+    temp_table: str,
+) -> StagedFile:
+    """Read one file into the temp table `temp_table`, shaped like raw.<table>, and work out
+    which lines could not be read as records. Writes nothing to the raw layer."""
+    rel = _rel(data_dir, path)
+    resolved = _check_inside_root(data_dir, path, rel)
+    scan = scan_file(resolved, rel)
+    contract_pos, extra_pos = _map_header(table, scan.header, rel)
+    records = map_records(resolved, rel, scan.delimiter)
+    if len(records.starts) > 1 and records.starts[1] != 2:
+        raise IngestError(f"{rel}, line 1: the header row spans several lines (a quoted line break in a column name).")
+    try:
+        rejects, rows_loaded = _read_csv(con, resolved, rel, scan)
+        row_lines, rejected_lines = _place_records(rel, resolved, records, rejects, rows_loaded, len(scan.header))
+        _shape_rows(con, table, temp_table, contract_pos, extra_pos, row_lines, rel, month)
+    finally:
+        con.execute("drop table if exists _ingest_rejects; drop table if exists _ingest_scans; drop table if exists _ingest_read")
+
+    names_by_pos = {p: n for n, p in {**contract_pos, **extra_pos}.items()}
+    rejected = [(line, names_by_pos.get(col), reason, text) for line, col, reason, text in rejected_lines]
+    return StagedFile(rel, scan.checksum, temp_table, rows_loaded, rejected, sorted(extra_pos),
+                      _notes(rel, scan, rows_loaded, rejected))
+
+
+def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, rel: str, scan: FileScan) -> tuple[list[tuple], int]:
+    """DuckDB's reader over the file into the temp table _ingest_read (c0, c1, ... and _rec, the
+    record's position); the reader's rejects grouped by line, and the number of rows read."""
+    columns_spec = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(scan.header))) + "}"
+    con.execute("drop table if exists _ingest_rejects; drop table if exists _ingest_scans; drop table if exists _ingest_read")
+    # Explicit dialect, no sniffing: a sniffer guesses wrong on exactly the broken files we must
+    # explain. parallel=false keeps file order, so row_number() is the record's position.
+    try:
+        con.execute(
+            f"""
+            create temp table _ingest_read as
+            select *, row_number() over () as _rec from read_csv($path,
+                columns = {columns_spec}, header = false, skip = 1, auto_detect = false,
+                delim = $delim, quote = '"', escape = '"', strict_mode = true, parallel = false,
+                compression = $compression, max_line_size = {MAX_LINE_SIZE},
+                store_rejects = true, rejects_table = '_ingest_rejects', rejects_scan = '_ingest_scans')
+            """,
+            {"path": str(path), "delim": scan.delimiter, "compression": "gzip" if path.name.endswith(".gz") else "none"},
+        )
+    except duckdb.InvalidInputException as exc:
+        raise IngestError(f"{rel}: the CSV reader stopped: {str(exc).splitlines()[0]}") from exc
+    rejects = con.execute(
+        """
+        select line, any_value(column_idx order by column_idx) as column_idx,
+               string_agg(distinct lower(replace(error_type, ' ', '_')), ', ') as error_type,
+               any_value(error_message) as message, any_value(csv_line) as csv_line
+        from _ingest_rejects group by line order by line
+        """
+    ).fetchall()
+    return rejects, con.execute("select count(*) from _ingest_read").fetchone()[0]
+
+
+def _shape_rows(con: duckdb.DuckDBPyConnection, table: RawTable, temp_table: str, contract_pos: dict[str, int],
+                extra_pos: dict[str, int], row_lines: np.ndarray, rel: str, month: str | None) -> None:
+    """_ingest_read as the rows of raw.<table> (without _loaded_at), each with its line."""
+    select_contract = ", ".join(
+        f'c{contract_pos[c]} as "{c}"' if c in contract_pos else f'cast(null as varchar) as "{c}"'
+        for c in table.columns
+    )
+    select_extra = (
+        "json_object(" + ", ".join(f"{_quote_literal(n)}, c{p}" for n, p in extra_pos.items()) + ")::varchar"
+        if extra_pos
+        else "cast(null as varchar)"
+    )
+    con.register("_ingest_lines", pd.DataFrame({"_rec": np.arange(1, len(row_lines) + 1), "line": row_lines}))
+    try:
+        con.execute(
+            f"""
+            create or replace temp table {temp_table} as
+            select {select_contract}, {select_extra} as _extra, $rel as _source_file,
+                   _ingest_lines.line as _source_line, $month as _month
+            from _ingest_read join _ingest_lines using (_rec)
+            order by _source_line
+            """,
+            {"rel": rel, "month": month},
+        )
+    finally:
+        con.unregister("_ingest_lines")
+
+
+def _notes(rel: str, scan: FileScan, rows_loaded: int, rejected: list) -> list[str]:
+    if rows_loaded == 0 and not rejected:
+        return [f"{rel} has a header but no rows"]
+    if not scan.ends_with_newline:
+        # A cut inside the last value leaves a well-formed but wrong line: say where to look.
+        return [f"{rel} does not end with a line break: if the export was cut off, its last line "
+                f"(line {scan.physical_lines}) may be incomplete; check it"]
+    return []
+
+
+def _place_records(
+    rel: str, path: Path, records: RecordMap, rejects: list[tuple], rows_loaded: int, n_fields: int
+) -> tuple[np.ndarray, list[tuple[int, int | None, str, str]]]:
+    """The physical line of every loaded row (in read order), and the rejected lines as
+    (line, column index, reason, text): the reader's rejects, plus the lines it silently left
+    unread after an unterminated quote."""
+    entries = len(records.starts)
+    # DuckDB skips blank lines but numbers them; a one-column file reads a blank line as a NULL row.
+    is_record = ~records.blank if n_fields > 1 else np.ones(entries, dtype=bool)
+    is_record[0] = False  # the header
+    rejected = []
+    for line, col, etype, message, text in rejects:
+        entry = int(line) - 1
+        if not 0 < entry < entries or not is_record[entry]:
+            raise _inconsistent(rel, f"a rejected record at reader line {line}")
+        is_record[entry] = False
+        rejected.append((int(records.starts[entry]), col, _reject_reason(etype, message), (text or "").strip("\r\n")))
+
+    candidates = np.flatnonzero(is_record)
+    if len(candidates) < rows_loaded:
+        raise _inconsistent(rel, f"{rows_loaded} rows read, {len(candidates)} records found")
+    loaded, unread = candidates[:rows_loaded], candidates[rows_loaded:]
+    if len(unread):
+        # The reader stops at a quote that is never closed, without a reject: everything from the
+        # first record it did not read is quarantined line by line, so nothing disappears.
+        if rejected and unread[0] < max(int(line) - 1 for line, *_ in rejects):
+            raise _inconsistent(rel, "unread records before the last rejected one")
+        first_unread = int(records.starts[unread[0]])
+        rejected += [(n, None, UNTERMINATED_QUOTE, t) for n, t in _physical_lines_from(path, first_unread)]
+    return records.starts[loaded], sorted(rejected)
+
+
+# --- publishing into the raw layer ------------------------------------------------------------
+
+
+def _is_out_of_space(exc: BaseException) -> bool:
+    return (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "no space left on device" in str(exc).lower()
+
+
+@contextmanager
+def _warehouse_writes(what: str) -> Iterator[None]:
+    """Turn a full disk into an IngestError that says what happened and that nothing changed
+    (the write is one transaction, which DuckDB rolls back)."""
+    try:
+        yield
+    except (duckdb.Error, OSError) as exc:
+        if not _is_out_of_space(exc):
+            raise
+        raise IngestError(
+            f"{what}: the warehouse's disk is full ({str(exc).splitlines()[0]}). Nothing was changed: "
+            "the warehouse still holds what it held before this load. Free some space and run again."
+        ) from exc
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.execute("rollback")
+    except duckdb.TransactionException:
+        pass  # a failed COMMIT has already rolled the transaction back
+
+
+def publish(con: duckdb.DuckDBPyConnection, table: RawTable, month: str | None, staged: list[StagedFile]) -> None:
+    """Replace the table's month (or the whole reference table) with the staged files, in one
+    transaction: the raw layer holds either the old or the new content, never a mix."""
+    where = "_month = $month" if table.monthly else "true"
+    params = {"month": month} if table.monthly else {}
+    con.execute("begin transaction")
+    try:
+        con.execute(f"delete from raw.{table.name} where {where}", params)
+        con.execute(f"delete from raw.{table.name}_rejected_lines where {where}", params)
+        for file in staged:
+            con.execute(
+                f"insert into raw.{table.name} select *, current_timestamp::timestamp from {file.temp_table}"
+            )
+            if file.rejected_lines:
+                con.executemany(
+                    f"insert into raw.{table.name}_rejected_lines values (?, ?, ?, ?, ?, ?, current_timestamp::timestamp)",
+                    [(file.rel, line, month, col, reason, text) for line, col, reason, text in file.rejected_lines],
+                )
+            con.execute(
+                "insert into raw._ingest_log values (?, ?, ?, ?, ?, ?, current_timestamp::timestamp)",
+                [table.name, month, file.rel, file.checksum, file.rows_loaded, len(file.rejected_lines)],
+            )
+        con.execute("commit")
+    except BaseException:
+        _rollback(con)
+        raise
+
+
+@contextmanager
+def _publishing(con: duckdb.DuckDBPyConnection, table: RawTable, month: str | None) -> Iterator[list[StagedFile]]:
+    """Collect the files staged in the block and publish them together when it ends; their temp
+    tables are dropped whatever happens, and a full disk becomes an IngestError."""
+    staged: list[StagedFile] = []
+    try:
+        with _warehouse_writes(f"{table.name} {month}" if month else table.name):
+            yield staged
+            publish(con, table, month, staged)
+    finally:
+        for file in staged:
+            con.execute(f"drop table if exists {file.temp_table}")
+
+
+def _stage_into(staged: list[StagedFile], con: duckdb.DuckDBPyConnection, table: RawTable, path: Path,
+                data_dir: Path, month: str | None) -> StagedFile:
+    staged.append(stage_file(con, table, path, data_dir, month, f"_ingest_staged_{len(staged)}"))
+    return staged[-1]
+
+
+def _result(table: RawTable, month: str | None, delivery: StagedFile, corrections: list[StagedFile]) -> IngestResult:
+    files = [delivery, *corrections]
+    result = IngestResult(
+        table.name, month, delivery.rel, delivery.checksum,
+        rows_loaded=sum(f.rows_loaded for f in files),
+        lines_rejected=sum(len(f.rejected_lines) for f in files),
+        extra_columns=delivery.extra_columns,
+        notes=[n for f in files for n in f.notes],
+        correction_files=[f.rel for f in corrections],
+    )
+    if corrections:
+        result.notes.append(
+            f"{len(corrections)} correction file(s) loaded with {delivery.rel}: "
+            f"{sum(f.rows_loaded for f in corrections)} corrected row(s)"
+        )
+    return result
 
 
 def ingest_file(
@@ -265,142 +685,9 @@ def ingest_file(
 ) -> IngestResult:
     """Replace the table's month (or the whole reference table) with the file's content, in one
     transaction."""
-    rel = _rel(data_dir, path)
-    resolved = _check_inside_root(data_dir, path, rel)
-    scan = scan_file(resolved, rel)
-    contract_pos, extra_pos = _map_header(table, scan.header, rel)
-    result = IngestResult(table.name, month, rel, scan.checksum, extra_columns=sorted(extra_pos))
-
-    n_fields = len(scan.header)
-    columns_spec = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n_fields)) + "}"
-    select_contract = ", ".join(
-        f"c{contract_pos[c]}" if c in contract_pos else "cast(null as varchar)" for c in table.columns
-    )
-    select_extra = (
-        "json_object(" + ", ".join(f"{_quote_literal(n)}, c{p}" for n, p in extra_pos.items()) + ")::varchar"
-        if extra_pos
-        else "cast(null as varchar)"
-    )
-    names_by_pos = {p: n for n, p in {**contract_pos, **extra_pos}.items()}
-    newline_count = " + ".join(f"coalesce(length(c{i}) - length(replace(c{i}, chr(10), '')), 0)" for i in range(n_fields))
-
-    con.execute("drop table if exists _ingest_rejects; drop table if exists _ingest_scans; drop table if exists _ingest_rows")
-    # Explicit dialect, no sniffing: a sniffer guesses wrong on exactly the broken files we must
-    # explain. parallel=false keeps file order, so row_number() is the record's position.
-    con.execute(
-        f"""
-        create temp table _ingest_rows as
-        select *, row_number() over () as _rec from read_csv($path,
-            columns = {columns_spec}, header = false, skip = 1, auto_detect = false,
-            delim = $delim, quote = '"', escape = '"', strict_mode = true, parallel = false,
-            compression = $compression, max_line_size = 16777216,
-            store_rejects = true, rejects_table = '_ingest_rejects', rejects_scan = '_ingest_scans')
-        """,
-        {
-            "path": str(resolved),
-            "delim": scan.delimiter,
-            "compression": "gzip" if path.name.endswith(".gz") else "none",
-        },
-    )
-    rejects = con.execute(
-        """
-        select line, any_value(column_idx order by column_idx) as column_idx,
-               string_agg(distinct lower(replace(error_type, ' ', '_')), ', ') as error_type,
-               any_value(error_message) as message, any_value(csv_line) as csv_line
-        from _ingest_rejects group by line order by line
-        """
-    ).fetchall()
-    loaded = con.execute(f"select count(*), coalesce(sum({newline_count}), 0) from _ingest_rows").fetchone()
-    rows_loaded, newlines_in_rows = int(loaded[0]), int(loaded[1])
-
-    # Record positions: the header is line 1; the reader reports rejected records by the same
-    # numbering, so loaded rows take the remaining numbers in order.
-    rejected_lines = [
-        (int(line), names_by_pos.get(int(col) if col is not None else -1), _reject_reason(etype, msg),
-         (text or "").strip("\r\n"))
-        for line, col, etype, msg, text in rejects
-    ]
-    covered = 1 + rows_loaded + newlines_in_rows + sum(1 + (t or "").count("\n") for *_, t in rejected_lines)
-    records = rows_loaded + len(rejected_lines)
-    tail = _unread_tail(resolved, covered, scan.physical_lines)
-    for offset, text in enumerate(tail):
-        rejected_lines.append(
-            (records + 2 + offset, None,
-             "unterminated_quote: a quoted field is never closed, so the rest of the file could not be read",
-             text)
-        )
-
-    con.execute("begin transaction")
-    try:
-        where = "_month = $month" if table.monthly else "true"
-        params = {"month": month} if table.monthly else {}
-        con.execute(f"delete from raw.{table.name} where {where}", params)
-        con.execute(f"delete from raw.{table.name}_rejected_lines where {where}", params)
-        con.execute("create temp table _rejected_numbers as select unnest($lines::bigint[]) as line",
-                    {"lines": [r[0] for r in rejected_lines if r[0] <= records + 1]})
-        con.execute(
-            f"""
-            insert into raw.{table.name}
-            with numbers as (
-                select line, row_number() over (order by line) as _rec
-                from range(2, $records + 2) t(line)
-                where line not in (select line from _rejected_numbers)
-            )
-            select {select_contract}, {select_extra}, $rel, numbers.line, $month, current_timestamp::timestamp
-            from _ingest_rows join numbers using (_rec)
-            order by numbers.line
-            """,
-            {"records": records, "rel": rel, "month": month},
-        )
-        if rejected_lines:
-            con.executemany(
-                f"insert into raw.{table.name}_rejected_lines values (?, ?, ?, ?, ?, ?, current_timestamp::timestamp)",
-                [(rel, line, month, col, reason, text) for line, col, reason, text in rejected_lines],
-            )
-        con.execute(
-            "insert into raw._ingest_log values (?, ?, ?, ?, ?, ?, current_timestamp::timestamp)",
-            [table.name, month, rel, scan.checksum, rows_loaded, len(rejected_lines)],
-        )
-        con.execute("drop table _rejected_numbers")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    finally:
-        con.execute("drop table if exists _ingest_rejects; drop table if exists _ingest_scans; drop table if exists _ingest_rows")
-
-    result.rows_loaded = rows_loaded
-    result.lines_rejected = len(rejected_lines)
-    if rows_loaded == 0 and not rejected_lines:
-        result.notes.append(f"{rel} has a header but no rows")
-    return result
-
-
-# DuckDB's error types, in the words of the contract's quarantine reasons.
-_REJECT_KINDS = {
-    "missing_columns": "wrong_field_count",
-    "too_many_columns": "wrong_field_count",
-    "unquoted_value": "broken_quoting",
-    "line_size_over_maximum": "line_too_long",
-    "invalid_unicode": "invalid_encoding",
-}
-
-
-def _reject_reason(error_types: str, message: str) -> str:
-    kinds = sorted({_REJECT_KINDS.get(t.strip(), t.strip()) for t in error_types.split(",")})
-    detail = message.splitlines()[0].replace("Expected Number of Columns", "expected fields").replace("Found", "found")
-    return f"{', '.join(kinds)}: {detail}"
-
-
-def _unread_tail(path: Path, covered_lines: int, physical_lines: int) -> list[str]:
-    """Lines the reader silently dropped: DuckDB stops at an unterminated quote without a reject,
-    so compare the lines it accounted for with the lines in the file."""
-    if covered_lines >= physical_lines:
-        return []
-    with _open_bytes(path) as stream:
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-        lines = text.read().splitlines()
-    return lines[covered_lines:]
+    with _publishing(con, table, month) as staged:
+        delivery = _stage_into(staged, con, table, path, data_dir, month)
+    return _result(table, month, delivery, [])
 
 
 def clear_month(con: duckdb.DuckDBPyConnection, table: RawTable, month: str) -> None:
@@ -419,7 +706,8 @@ def clear_table(con: duckdb.DuckDBPyConnection, table: RawTable) -> None:
 
 
 def ingest_month(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, month: str) -> IngestResult:
-    """Load one month of a monthly table; a missing required file is an error for that month."""
+    """Load one month of a monthly table (its delivery and the corrections made for that
+    delivery); a missing required file is an error for that month."""
     path = monthly_files(data_dir, table).get(month)
     if path is None:
         if table.required:
@@ -429,7 +717,20 @@ def ingest_month(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path
             )
         clear_month(con, table, month)
         return IngestResult(table.name, month, None, notes=[f"no {table.name} file for {month} (optional table)"])
-    return ingest_file(con, table, path, data_dir, month)
+
+    corrections = correction_files(data_dir, table, month)
+    with _publishing(con, table, month) as staged:
+        delivery = _stage_into(staged, con, table, path, data_dir, month)
+        current = [c for c in corrections if _corrects(c, delivery.checksum)]
+        applied = [_stage_into(staged, con, table, c, data_dir, month) for c in current]
+    result = _result(table, month, delivery, applied)
+    superseded = len(corrections) - len(current)
+    if superseded:
+        result.notes.append(
+            f"{superseded} correction file(s) in {_rel(data_dir, corrections_folder(data_dir, table, month))} "
+            f"were made for an earlier delivery of {delivery.rel} and are superseded by this one (not loaded)"
+        )
+    return result
 
 
 def ingest_reference(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path) -> IngestResult:

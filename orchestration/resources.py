@@ -41,7 +41,8 @@ def connect_with_retry(path: Path, read_only: bool = False, attempts: int = 8, f
         try:
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
-            locked = "lock" in str(exc).lower()
+            # DuckDB's lock conflict; not any message with "block" in it (a damaged file says so)
+            locked = "could not set lock" in str(exc).lower()
             if not locked:
                 raise
             if attempt == attempts:

@@ -21,7 +21,7 @@ from dagster import (
     sensor,
 )
 
-from orchestration.contract import MONTH_FILE_RE, TABLES
+from orchestration.contract import MONTH_FILE_RE, MONTH_RE, TABLES
 from orchestration.ingest import discover_months
 from orchestration.run_log import write_run_log
 from orchestration.schedules import monthly_refresh_job
@@ -44,6 +44,9 @@ def raw_files(data_dir: Path) -> dict[str, Path]:
             folder = data_dir / table.name
             if folder.is_dir():
                 found.update({f"{table.name}/{p.name}": p for p in folder.iterdir() if MONTH_FILE_RE.match(p.name)})
+                # replayed corrections (nexcart quarantine replay) belong to their month's delivery
+                found.update({p.relative_to(data_dir).as_posix(): p
+                              for p in folder.glob("corrections/*/*.csv") if MONTH_RE.match(p.parent.name)})
         else:
             for name in (f"{table.name}.csv", f"{table.name}.csv.gz"):
                 if (data_dir / name).is_file():
@@ -66,6 +69,12 @@ def fingerprint(data_dir: Path, previous: dict[str, list]) -> dict[str, list]:
 
 def changed_files(previous: dict[str, list], current: dict[str, list]) -> list[str]:
     return sorted(rel for rel, entry in current.items() if rel not in previous or previous[rel][2] != entry[2])
+
+
+def _month_of(rel: str) -> str:
+    """'orders/2024-03.csv' and 'orders/corrections/2024-03/<file>.csv' are both March 2024."""
+    parts = rel.split("/")
+    return parts[2] if parts[1] == "corrections" else MONTH_FILE_RE.match(parts[1])["month"]
 
 
 def _range_request(first: str, last: str, run_key: str, trigger: str) -> RunRequest:
@@ -91,7 +100,7 @@ def run_requests_for(changed: list[str], all_months: list[str], version: str = "
     if not all_months or not changed:
         return []
     reference = [rel for rel in changed if "/" not in rel]
-    months = sorted({MONTH_FILE_RE.match(rel.split("/", 1)[1])["month"] for rel in changed if "/" in rel})
+    months = sorted({_month_of(rel) for rel in changed if "/" in rel})
     first = all_months[0] if reference else months[0]
     trigger = "new or changed raw files: " + ", ".join(changed)
     run_key = ";".join(changed) + f"@{first}" + (f"#{version}" if version else "")

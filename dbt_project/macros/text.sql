@@ -5,6 +5,20 @@
     nullif({{ nexcart.regex_replace_all(expr, '^\\s+|\\s+$', '') }}, '')
 {%- endmacro %}
 
+{#- The text of a typed value (a number, date or timestamp): trimmed, and NULL when empty or when
+    it is one of the spreadsheet spellings of "no value", in any case: NULL, N/A, NA, NONE, '-'.
+    Only typed columns read these words as "no value": in a text column they are data (a city
+    may be called 'NA'), so text columns use clean_text. -#}
+{% macro clean_typed_text(expr) -%}
+    case when upper({{ nexcart.clean_text(expr) }}) in {{ nexcart.sql_list(nexcart.no_value_spellings()) }}
+        then null else {{ nexcart.clean_text(expr) }} end
+{%- endmacro %}
+
+{#- The spellings of "no value" that clean_typed_text reads as NULL (compared in upper case). -#}
+{% macro no_value_spellings() -%}
+    {{ return(['NULL', 'N/A', 'NA', 'NONE', '-']) }}
+{%- endmacro %}
+
 {#- A categorical value (status, kind, channel_type): trimmed, lower case. -#}
 {% macro normalise_category(expr) -%}
     lower({{ nexcart.clean_text(expr) }})

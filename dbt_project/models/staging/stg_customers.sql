@@ -24,7 +24,7 @@ renamed as (
         {{ clean_text('city') }}                as city,
         {{ clean_text('region') }}              as region,
         {{ clean_text('country') }}             as country,
-        {{ clean_text('signup_date') }}         as signup_date_text,
+        {{ clean_typed_text('signup_date') }}   as signup_date_text,
         {{ row_as_json(raw_contract()['customers']['columns']) }} as raw_record,
         _month,
         _source_file,

@@ -24,12 +24,12 @@ with source as (
 renamed as (
 
     select
-        {{ clean_text('snapshot_date') }}       as snapshot_date_text,
+        {{ clean_typed_text('snapshot_date') }} as snapshot_date_text,
         {{ clean_text('product_id') }}          as product_id,
         {{ clean_text('warehouse_id') }}        as warehouse_id,
-        {{ clean_text('on_hand_qty') }}         as on_hand_qty_text,
-        {{ clean_text('reserved_qty') }}        as reserved_qty_text,
-        {{ clean_text('reorder_point') }}       as reorder_point_text,
+        {{ clean_typed_text('on_hand_qty') }}   as on_hand_qty_text,
+        {{ clean_typed_text('reserved_qty') }}  as reserved_qty_text,
+        {{ clean_typed_text('reorder_point') }} as reorder_point_text,
         {{ row_as_json(raw_contract()['inventory_snapshots']['columns']) }} as raw_record,
         _month,
         _source_file,

@@ -31,11 +31,11 @@ renamed as (
 
     select
         {{ clean_text('order_id') }}            as order_id,
-        {{ clean_text('line_number') }}         as line_number_text,
+        {{ clean_typed_text('line_number') }}   as line_number_text,
         {{ clean_text('product_id') }}          as product_id,
-        {{ clean_text('quantity') }}            as quantity_text,
-        {{ clean_text('unit_price') }}          as unit_price_text,
-        {{ clean_text('discount_amount') }}     as discount_amount_text,
+        {{ clean_typed_text('quantity') }}      as quantity_text,
+        {{ clean_typed_text('unit_price') }}    as unit_price_text,
+        {{ clean_typed_text('discount_amount') }} as discount_amount_text,
         {{ row_as_json(raw_contract()['order_items']['columns']) }} as raw_record,
         _month,
         _source_file,
