@@ -150,3 +150,31 @@ def test_rerunning_a_month_changes_nothing_and_a_correction_replaces_it(built):
     assert feb == [(1, 2, D("20.00"))]
     jan = built.query("select gross_revenue from marts.monthly_revenue where month = date '2024-01-01'")
     assert jan == [(D("89.00"),)]
+
+
+def test_dbt_build_on_its_own_passes_and_gives_the_same_marts(built):
+    """`cd dbt_project && dbt build` after an ingest, as an analyst runs it; and `dbt docs generate`."""
+    import subprocess
+
+    from orchestration.dbt_project import DBT_EXECUTABLE as dbt
+    from tests.conftest import PROJECT_ROOT
+
+    before = _all_marts(built)
+    for command in (["build"], ["docs", "generate"]):
+        completed = subprocess.run([dbt, *command, "--profiles-dir", "."], cwd=PROJECT_ROOT / "dbt_project",
+                                   env=built.env, capture_output=True, text=True, timeout=900)
+        assert completed.returncode == 0, completed.stdout[-3000:]
+    assert _all_marts(built) == before
+
+
+def test_a_failed_error_gate_stops_the_month_and_the_run_names_it(pipeline):
+    """A month whose orders file is mostly unreadable lines breaks the raw gate (error level):
+    `nexcart run` exits non-zero naming the gate, the marts are not built, nothing is published."""
+    write_dataset(pipeline.raw)
+    broken = pipeline.raw / "orders/2024-02.csv"
+    broken.write_text(broken.read_text() + "O6,C1\nO7,C1\nO8,C1\n")  # 3 of 4 lines unreadable
+    completed = pipeline.nexcart("run", check=False)
+    assert completed.returncode == 1
+    assert "gate ERROR raw/orders 2024-02" in completed.stderr
+    assert "quarantined line share (error)" in completed.stderr
+    assert not pipeline.warehouse.exists()  # the first run failed: nothing was published
