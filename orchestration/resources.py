@@ -107,7 +107,7 @@ class WarehouseResource(ConfigurableResource):
         return self._build or self.published_path
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        if context.dagster_run is None:  # outside a run (e.g. a sensor): read the published file
+        if context.run is None:  # outside a run (e.g. a sensor): read the published file
             return
         published = self.published_path
         build = build_path_for(published)
@@ -187,7 +187,7 @@ def _release_dead_runs(context: InitResourceContext) -> None:
         return
     info = instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL)
     holders = {slot.run_id for slot in info.claimed_slots} | {step.run_id for step in info.pending_steps}
-    for run_id in sorted(holders - {context.dagster_run.run_id}):
+    for run_id in sorted(holders - {context.run.run_id}):
         instance.event_log_storage.free_concurrency_slots_for_run(run_id)
         run = instance.get_run_by_id(run_id)
         if run is not None and not run.is_finished:
@@ -200,9 +200,9 @@ def _release_dead_runs(context: InitResourceContext) -> None:
 
 def _run_succeeded_so_far(context: InitResourceContext) -> bool:
     """No step of this run failed (a failed blocking check fails its step too)."""
-    if context.instance is None or context.dagster_run is None:
+    if context.instance is None or context.run is None:
         return False
     failures = context.instance.get_records_for_run(
-        run_id=context.dagster_run.run_id, of_type=DagsterEventType.STEP_FAILURE, limit=1
+        run_id=context.run.run_id, of_type=DagsterEventType.STEP_FAILURE, limit=1
     ).records
     return not failures
