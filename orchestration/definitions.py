@@ -12,7 +12,7 @@ from orchestration.freshness import build_freshness
 from orchestration.quality import quality_checks
 from orchestration.resources import WarehouseResource
 from orchestration.schedules import monthly_refresh_job, monthly_refresh_schedule
-from orchestration.sensors import raw_files_sensor, run_failure_log
+from orchestration.sensors import quality_docs_sensors, raw_files_sensor, run_failure_log
 from orchestration.settings import load_settings
 
 monthly_mart_keys: list[AssetKey] = list(dbt_monthly_marts.keys)
@@ -26,7 +26,7 @@ def build_definitions() -> Definitions:
         asset_checks=[*quality_checks, *freshness_checks],
         jobs=[monthly_refresh_job],
         schedules=[monthly_refresh_schedule],
-        sensors=[raw_files_sensor, run_failure_log, freshness_sensor],
+        sensors=[raw_files_sensor, run_failure_log, *quality_docs_sensors, freshness_sensor],
         resources={
             "warehouse": WarehouseResource(path=str(settings.warehouse)),
             "dbt": DbtCliResource(project_dir=nexcart_dbt_project, dbt_executable=DBT_EXECUTABLE),

@@ -1,5 +1,5 @@
 """Sensors: new or corrected raw files launch the runs they need; failed runs leave a reason in
-data/logs/runs.log.
+data/logs/runs.log; every finished run that ran a quality gate rebuilds the data-quality docs.
 
 Files are compared by SHA-256, not by modification time: touching a file or copying the same
 export again launches nothing, while a corrected re-delivery of a past month re-runs that month.
@@ -11,18 +11,23 @@ import json
 from pathlib import Path
 
 from dagster import (
+    DagsterEventType,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunFailureSensorContext,
     RunRequest,
+    RunStatusSensorContext,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
     run_failure_sensor,
+    run_status_sensor,
     sensor,
 )
 
 from orchestration.contract import MONTH_FILE_RE, MONTH_RE, TABLES
 from orchestration.ingest import discover_months
+from orchestration.quality import GATE_CHECK_NAME, build_quality_docs
 from orchestration.run_log import write_run_log
 from orchestration.schedules import monthly_refresh_job
 from orchestration.settings import load_settings
@@ -143,3 +148,43 @@ def run_failure_log(context: RunFailureSensorContext):
     ]
     reason = "; ".join(steps) or (context.failure_event.message or "unknown failure")
     write_run_log(f"FAILED run {run.run_id} ({run.job_name} {partition}): {reason}")
+
+
+def rebuild_quality_docs(context: RunStatusSensorContext) -> SkipReason:
+    """Rebuild data/docs/quality/ once after a finished run of this code location that ran a gate.
+
+    Runs launched in the UI, by the schedule or by raw_files_sensor need this: only `nexcart run`
+    builds the docs itself. Its in-process runs belong to no code location, so the sensor does not
+    see them; their tag nexcart/cli-run is checked too, so a build never races the CLI's own.
+    Failed runs count too: a failed gate is when people read the docs.
+    A failed build is logged to the tick and data/logs/runs.log, not raised, and the run is not
+    retried. Every branch returns a value, so Dagster hands the sensor one run per tick: a
+    backlog of finished runs never stacks builds past the sensor's 60 s evaluation timeout.
+    """
+    run = context.dagster_run
+    if "nexcart/cli-run" in run.tags:
+        return SkipReason(f"run {run.run_id}: `nexcart run` builds the quality docs itself")
+    checks = context.instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+    if not any(record.event_log_entry.get_dagster_event().asset_check_evaluation_data.check_name == GATE_CHECK_NAME
+               for record in checks.records):
+        return SkipReason(f"run {run.run_id} evaluated no quality gate")
+    try:
+        docs = build_quality_docs(load_settings().warehouse)
+    except Exception as exc:  # noqa: BLE001 - any failure is reported, never retried tick after tick
+        context.log.exception(f"quality docs not rebuilt after run {run.run_id}")
+        write_run_log(f"quality docs NOT rebuilt after run {run.run_id} ({run.job_name}): "
+                      f"{type(exc).__name__}: {exc}")
+        return SkipReason(f"quality docs build failed after run {run.run_id}: {exc}")
+    context.log.info(f"quality docs rebuilt after run {run.run_id}: {docs}")
+    return SkipReason(f"quality docs rebuilt after run {run.run_id} ({run.status.value}): {docs}")
+
+
+quality_docs_sensors = [
+    run_status_sensor(
+        run_status=status, name=f"quality_docs_on_{status.value.lower()}",
+        default_status=DefaultSensorStatus.RUNNING, monitor_all_code_locations=False,
+        description=f"Rebuilds the data-quality docs (data/docs/quality/) after every {status.value} run "
+        "that evaluated a quality gate.",
+    )(rebuild_quality_docs)
+    for status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE)
+]

@@ -58,3 +58,51 @@ print("META", meta["rows_loaded"].value, meta["rows_quarantined"].value, "order_
     assert completed.returncode == 0, completed.stderr
     assert "META 2 1 True" in completed.stdout
     assert pipeline.query("select source_line from raw.order_items_rejected_lines") == [(3,)]
+
+
+def test_quality_docs_sensor_skips_runs_without_a_gate_or_from_the_cli_and_logs_a_failed_build(
+        pipeline, monkeypatch):
+    """The sensor's function on real runs: a gate run rebuilds (here the build fails: logged to
+    runs.log and returned, not raised); a run with no gate or from `nexcart run` is skipped."""
+    from dagster import (AssetCheckResult, DagsterInstance, asset, asset_check,
+                         build_run_status_sensor_context, materialize)
+
+    from orchestration import sensors
+    from orchestration.quality import GATE_CHECK_NAME
+
+    monkeypatch.setenv("NEXCART_WAREHOUSE", str(pipeline.warehouse))
+    builds = []
+
+    def failing_build(warehouse):
+        builds.append(warehouse)
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(sensors, "build_quality_docs", failing_build)
+
+    @asset
+    def orders():
+        return 1
+
+    @asset_check(asset=orders, name=GATE_CHECK_NAME)
+    def gate():
+        return AssetCheckResult(passed=False)
+
+    def sensor_on(assets, tags=None):
+        with DagsterInstance.ephemeral() as instance:
+            result = materialize(assets, instance=instance, tags=tags)
+            context = build_run_status_sensor_context(
+                sensor_name="quality_docs_on_success", dagster_event=result.get_run_success_event(),
+                dagster_instance=instance, dagster_run=instance.get_run_by_id(result.run_id))
+            return result.run_id, sensors.rebuild_quality_docs(context).skip_message
+
+    _, message = sensor_on([orders])
+    assert "evaluated no quality gate" in message
+    _, message = sensor_on([orders, gate], tags={"nexcart/cli-run": "token"})
+    assert "`nexcart run` builds the quality docs itself" in message
+    assert builds == []
+
+    run_id, message = sensor_on([orders, gate])
+    assert builds == [pipeline.warehouse]
+    assert "build failed" in message
+    log = (pipeline.warehouse.parent.parent / "logs" / "runs.log").read_text()
+    assert f"quality docs NOT rebuilt after run {run_id}" in log and "No space left on device" in log

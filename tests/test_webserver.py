@@ -1,7 +1,7 @@
 """The Dagster UI, for real (issue 5): `dagster dev` with the project's workspace.yaml and
 dagster.yaml on 127.0.0.1 and a free port, asked through its GraphQL API for the asset graph, the
-checks, the schedule and the sensors; one month launched and followed to success; the server
-stopped by its PID."""
+checks, the schedule and the sensors; one month launched and followed to success, then the quality
+docs rebuilt by the daemon's sensor; the server stopped by its PID."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ DAGSTER = Path(sys.executable).parent / "dagster"
 REPOSITORY = {"repositoryLocationName": "nexcart", "repositoryName": "__repository__"}
 START_TIMEOUT = 300
 RUN_TIMEOUT = 900
+DOCS_TIMEOUT = 120
 
 
 def free_port() -> int:
@@ -182,10 +183,12 @@ def test_the_ui_serves_the_graph_and_runs_a_month(ui, tmp_path):
     schedule = schedules["monthly_refresh_schedule"]
     assert (schedule["pipelineName"], schedule["cronSchedule"]) == ("monthly_refresh", "0 6 1 * *")
     assert schedule["scheduleState"]["status"] in ("STOPPED", "RUNNING")
-    sensors = {s["name"] for s in automation["sensorsOrError"]["results"]}
-    assert {"raw_files_sensor", "run_failure_log"} <= sensors
+    sensors = {s["name"]: s["sensorState"]["status"] for s in automation["sensorsOrError"]["results"]}
+    assert {"raw_files_sensor", "run_failure_log"} <= set(sensors)
+    assert sensors["quality_docs_on_success"] == sensors["quality_docs_on_failure"] == "RUNNING"
 
     month = "2024-02"
+    launched_at = time.time()
     launched = ui.graphql(LAUNCH, {"params": {
         "selector": {**REPOSITORY, "jobName": "monthly_refresh"},
         "executionMetadata": {"tags": [{"key": "dagster/partition", "value": month}]},
@@ -212,6 +215,15 @@ def test_the_ui_serves_the_graph_and_runs_a_month(ui, tmp_path):
     finally:
         con.close()
     assert (month,) in months
+
+    # The daemon's sensor rebuilt the quality docs after the run, with the month it validated.
+    docs = tmp_path / "docs" / "quality" / "index.html"
+    deadline = time.monotonic() + DOCS_TIMEOUT
+    while not (docs.exists() and docs.stat().st_mtime > launched_at) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert docs.exists() and docs.stat().st_mtime > launched_at, (
+        f"no quality docs {DOCS_TIMEOUT} s after the run:\n{ui.output()}")
+    assert f"<th>{month}</th>" in docs.read_text(encoding="utf-8")
 
     assert ui.stop() is not None
 
