@@ -156,6 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from orchestration.definitions import defs
     from orchestration.ingest import discover_months
     from orchestration.quality import build_quality_docs, failed_gates_summary
+    from orchestration.quality.holds import failed_gate_months
     from orchestration.run_log import write_run_log
     from orchestration.warehouse_health import WarehouseCorruptError, check_warehouse
 
@@ -209,6 +210,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"The published warehouse is unchanged. Run id {result.run_id} (see it in the UI: make ui); "
               f"log {log_path}; quality docs {docs}", file=sys.stderr)
         write_run_log(f"FAILED nexcart run {span} (run {result.run_id}): {reason}")
+        return 1
+    held = sorted(failed_gate_months(instance, result.run_id))
+    if held:
+        _print_summary(settings.warehouse)
+        print(f"\nRun finished after {elapsed:.1f}s with months HELD BACK by a failed error gate: "
+              f"{', '.join(held)}. They keep their last published state; the other months were published. "
+              f"Fix the data (see the gates above and the quality docs {docs}) and run again.", file=sys.stderr)
+        write_run_log(f"HELD BACK {', '.join(held)} in nexcart run {span} (run {result.run_id}): error gate failed")
         return 1
     write_run_log(f"SUCCEEDED nexcart run {span} (run {result.run_id}) in {elapsed:.0f}s")
     print(f"\nDone in {elapsed:.1f}s" + (f", {len(progress.failed_checks)} warning check(s) failed"

@@ -89,6 +89,55 @@ def publish(build: Path, published: Path) -> None:
         os.close(fd)
 
 
+def restore_months(con: duckdb.DuckDBPyConnection, published: Path, months: list[str]) -> int:
+    """Put `months` back as the published warehouse has them, in every monthly table of the
+    connection's database (raw and clean: text column `_month` 'YYYY-MM'; marts: date column
+    `month`); returns the rows put back. A month the published file does not have ends up empty.
+
+    This is how a run holds a month back: the other months of the run go on and are published,
+    while that month stays at its last published state in every layer, consistent with itself.
+    """
+    if not months:
+        return 0
+    tables = con.execute(
+        "select t.table_schema, t.table_name, c.column_name from information_schema.tables t "
+        "join information_schema.columns c using (table_catalog, table_schema, table_name) "
+        "where t.table_catalog = current_database() and t.table_type = 'BASE TABLE' "
+        "and ((c.column_name = '_month' and c.data_type = 'VARCHAR') "
+        "     or (c.column_name = 'month' and c.data_type = 'DATE')) "
+        "qualify row_number() over (partition by t.table_schema, t.table_name order by c.column_name) = 1"
+    ).fetchall()
+    keys = list(months)
+    restored = 0
+    attached = published.exists()
+    if attached:
+        quoted = str(published).replace("'", "''")  # ATTACH takes no parameters
+        con.execute(f"attach '{quoted}' as published (read_only)")
+    try:
+        for schema, table, column in tables:
+            target = f'"{schema}"."{table}"'
+            month_text = '"_month"' if column == "_month" else "strftime(\"month\", '%Y-%m')"
+            match = f"{month_text} in (select unnest(?::varchar[]))"
+            con.execute(f"delete from {target} where {match}", [keys])
+            if not attached:
+                continue
+            common = [name for (name,) in con.execute(
+                "select column_name from information_schema.columns where table_catalog = current_database() "
+                "and table_schema = ? and table_name = ? intersect "
+                "select column_name from information_schema.columns where table_catalog = 'published' "
+                "and table_schema = ? and table_name = ?", [schema, table, schema, table]).fetchall()]
+            if column not in common:
+                continue  # the table is new in this build: the month had nothing published
+            names = ", ".join(f'"{name}"' for name in common)
+            restored += con.execute(
+                f"insert into {target} ({names}) select {names} from published.{target} where {match}", [keys]
+            ).fetchone()[0]
+    finally:
+        if attached:
+            con.execute("detach published")
+    return restored
+
+
 class WarehouseResource(ConfigurableResource):
     """The DuckDB warehouse (NEXCART_WAREHOUSE). Steps call connect(); during a run that is the
     run's build file, published when the run succeeds."""

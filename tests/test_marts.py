@@ -18,6 +18,7 @@ February 2024:
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -167,14 +168,46 @@ def test_dbt_build_on_its_own_passes_and_gives_the_same_marts(built):
     assert _all_marts(built) == before
 
 
-def test_a_failed_error_gate_stops_the_month_and_the_run_names_it(pipeline):
+def test_a_failed_error_gate_holds_back_its_month_only_and_the_run_names_it(pipeline):
     """A month whose orders file is mostly unreadable lines breaks the raw gate (error level):
-    `nexcart run` exits non-zero naming the gate, the marts are not built, nothing is published."""
+    `nexcart run` exits non-zero naming the gate and the month; that month is held back at its
+    last published state in every layer, and the other months of the run are built and published."""
+    def break_february() -> None:
+        orders = pipeline.raw / "orders/2024-02.csv"
+        orders.write_text(orders.read_text() + "O6,C1\nO7,C1\nO8,C1\n")  # 3 of 4 lines unreadable
+
+    def february_rows() -> dict[str, int]:
+        return {table: pipeline.query(f"select count(*) from {table} where {column}")[0][0]
+                for table, column in (("raw.orders", "_month = '2024-02'"),
+                                      ("raw.orders_rejected_lines", "_month = '2024-02'"),
+                                      ("clean.orders", "_month = '2024-02'"),
+                                      ("marts.monthly_revenue", "month = date '2024-02-01'"),
+                                      ("marts.fct_order_lines", "month = date '2024-02-01'"))}
+
+    # 1. first delivery: February broken, January fine
     write_dataset(pipeline.raw)
-    broken = pipeline.raw / "orders/2024-02.csv"
-    broken.write_text(broken.read_text() + "O6,C1\nO7,C1\nO8,C1\n")  # 3 of 4 lines unreadable
+    break_february()
     completed = pipeline.nexcart("run", check=False)
     assert completed.returncode == 1
     assert "gate ERROR raw/orders 2024-02" in completed.stderr
     assert "quarantined line share (error)" in completed.stderr
-    assert not pipeline.warehouse.exists()  # the first run failed: nothing was published
+    assert "HELD BACK by a failed error gate: 2024-02" in completed.stderr
+    revenue = "select month, gross_revenue from marts.monthly_revenue order by month"
+    assert pipeline.query(revenue) == [(date(2024, 1, 1), D("89.00"))]  # January published
+    assert set(february_rows().values()) == {0}  # nothing of February anywhere, raw included
+    assert (pipeline.warehouse.parent.parent / "reports/2024-01.html").exists()
+    assert not (pipeline.warehouse.parent.parent / "reports/2024-02.html").exists()
+
+    # 2. February corrected: built and published like any month
+    write_dataset(pipeline.raw)
+    pipeline.nexcart("run")
+    good_february = february_rows()
+    assert good_february["marts.monthly_revenue"] == 1 and good_february["raw.orders_rejected_lines"] == 0
+    marts_before = _all_marts(pipeline)
+
+    # 3. a broken re-delivery of February: the month keeps its last good state in every layer
+    break_february()
+    completed = pipeline.nexcart("run", check=False)
+    assert completed.returncode == 1 and "HELD BACK by a failed error gate: 2024-02" in completed.stderr
+    assert february_rows() == good_february
+    assert _all_marts(pipeline) == marts_before

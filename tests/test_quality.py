@@ -34,7 +34,8 @@ from orchestration.quality import (
 )
 from orchestration.quality.docs import CDN_ASSETS, make_docs_server
 from orchestration.quality.gx_project import QualityPaths
-from orchestration.resources import WarehouseResource
+from orchestration.quality.holds import failed_gate_months
+from orchestration.resources import WarehouseResource, restore_months
 
 MONTHS = ("2024-01", "2024-02")
 
@@ -277,12 +278,12 @@ def graph():
     return assets, checks
 
 
-def run_graph(graph, warehouse: Path, months: tuple[str, ...]):
+def run_graph(graph, warehouse: Path, months: tuple[str, ...], instance: DagsterInstance | None = None):
     assets, checks = graph
     tags = ({"dagster/asset_partition_range_start": months[0], "dagster/asset_partition_range_end": months[-1]}
             if len(months) > 1 else {})
     return materialize(
-        [*assets, *checks], instance=DagsterInstance.ephemeral(), raise_on_error=False,
+        [*assets, *checks], instance=instance or DagsterInstance.ephemeral(), raise_on_error=False,
         resources={"warehouse": WarehouseResource(path=str(warehouse))},
         partition_key=months[0] if len(months) == 1 else None, tags=tags,
     )
@@ -375,6 +376,57 @@ def test_an_error_gate_fails_its_month_names_the_expectation_and_blocks_downstre
 
     january = run_graph(graph, warehouse, ("2024-01",))  # the other month is not affected
     assert january.success and "report/monthly_summary" in materialized(january)
+
+
+def test_in_a_range_run_a_failed_month_is_held_back_and_the_others_go_on(graph, warehouse: Path):
+    """Dagster blocks whole steps: with two months in the step, February's failure must not stop
+    January. The gate records it without blocking the step; the steps downstream hold it back."""
+    execute(warehouse, "update marts.monthly_revenue set gross_revenue = gross_revenue + 0.01 "
+                       "where month = date '2024-02-01'")
+    instance = DagsterInstance.ephemeral()
+    result = run_graph(graph, warehouse, MONTHS, instance)
+    assert result.success and "report/monthly_summary" in materialized(result)
+    found = evaluations(result)
+    february = found[("marts/monthly_revenue", "2024-02")]
+    assert not february.passed and february.severity.value == "ERROR" and not february.blocking
+    assert found[("marts/monthly_revenue", "2024-01")].passed
+    assert failed_gate_months(instance, result.run_id) == {"2024-02": ["marts/monthly_revenue"]}
+    assert failed_gates_summary(result)[0].startswith("ERROR marts/monthly_revenue 2024-02")
+
+
+def test_a_range_where_every_month_fails_blocks_the_step(graph, warehouse: Path):
+    execute(warehouse, "update marts.monthly_revenue set gross_revenue = gross_revenue + 0.01")
+    result = run_graph(graph, warehouse, MONTHS)
+    assert not result.success and "report/monthly_summary" not in materialized(result)
+    assert all(e.blocking for e in result.get_asset_check_evaluations()
+               if e.asset_key.to_user_string() == "marts/monthly_revenue")
+
+
+def test_a_held_month_is_put_back_as_published_in_every_layer(warehouse: Path, tmp_path: Path):
+    build = tmp_path / "build" / "nexcart.duckdb"
+    build.parent.mkdir()
+    shutil.copyfile(warehouse, build)
+    monthly = {"raw.orders": "_month = '2024-02'", "clean.order_items": "_month = '2024-02'",
+               "marts.monthly_revenue": "month = date '2024-02-01'"}
+    con = duckdb.connect(str(build))
+    try:
+        def state() -> dict:
+            return {t: con.execute(f"select * from {t} where {w} order by all").fetchall() for t, w in monthly.items()}
+
+        published_february = state()
+        con.execute("delete from raw.orders where _month = '2024-02'")  # what a bad run did to February
+        con.execute("update clean.order_items set quantity = 99 where _month = '2024-02'")
+        con.execute("update marts.monthly_revenue set gross_revenue = 0")  # ... and to January
+        restored = restore_months(con, warehouse, ["2024-02"])
+        assert restored > 0 and state() == published_february
+        # other months are left as the run made them
+        assert con.execute("select gross_revenue from marts.monthly_revenue where month = date '2024-01-01'"
+                           ).fetchone()[0] == 0
+        assert con.execute("select count(*) from clean.customers").fetchone()[0] == 3  # reference untouched
+        restore_months(con, tmp_path / "none.duckdb", ["2024-02"])  # nothing published: the month is emptied
+        assert all(rows == [] for rows in state().values())
+    finally:
+        con.close()
 
 
 def test_a_broken_clean_layer_stops_the_month_before_the_marts(graph, warehouse: Path):

@@ -17,6 +17,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from orchestration.dbt_project import ensure_manifest, nexcart_dbt_project
 from orchestration.partitions import monthly_partitions
+from orchestration.quality.holds import held_metadata, hold_back_failed_months
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
 
 MONTHLY_TAG = "tag:monthly"
@@ -43,12 +44,16 @@ def _relation(props: Mapping[str, Any]) -> str:
     return f"{props['schema']}.{props['alias'] or props['name']}"
 
 def _run_dbt(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
-             dbt_vars: dict[str, str] | None = None) -> Iterator[Any]:
+             dbt_vars: dict[str, Any] | None = None) -> Iterator[Any]:
     """Run `dbt build` for the selected models, then report each model's row count.
 
-    Row counts are read after dbt exits: DuckDB lets one process hold the file, and during the
-    build that process is dbt.
+    Months whose upstream error gate failed in this run are held back (orchestration/quality/
+    holds.py): dbt leaves them out, and the outputs name them. Row counts are read after dbt exits: DuckDB lets one process hold the file, and
+    during the build that process is dbt.
     """
+    held = hold_back_failed_months(context, warehouse)
+    dbt_vars = {**(dbt_vars or {}), **({"held_back_months": held} if held else {})}
+    monthly = context.assets_def.partitions_def is not None
     # buildable: a test runs with the step that builds the last of its parents, and never
     # against a model another step has not built yet.
     args = ["build", "--indirect-selection", "buildable"]
@@ -64,13 +69,14 @@ def _run_dbt(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: War
     }
     with warehouse.connect(read_only=True) as con:
         for event in events:
-            key = getattr(event, "asset_key", None) if not isinstance(event, Output) else None
             if isinstance(event, Output):
                 key = context.asset_key_for_output(event.output_name)
-            relation = relations.get(key) if key else None
-            if relation and isinstance(event, Output):
-                rows = con.execute(f"select count(*) from {relation}").fetchone()[0]
-                event = event.with_metadata({**event.metadata, "dagster/row_count": MetadataValue.int(rows)})
+                relation = relations.get(key)
+                if relation:
+                    rows = con.execute(f"select count(*) from {relation}").fetchone()[0]
+                    event = event.with_metadata({**event.metadata, "dagster/row_count": MetadataValue.int(rows)})
+                if monthly and held:
+                    event = event.with_metadata({**event.metadata, **held_metadata(held)})
             yield event
 
 

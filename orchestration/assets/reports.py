@@ -21,6 +21,7 @@ from dagster import (
 )
 
 from orchestration.partitions import monthly_partitions
+from orchestration.quality.holds import held_metadata, hold_back_failed_months
 from orchestration.reporting import render_index, render_month_report
 from orchestration.reporting.data import MARTS
 from orchestration.reporting.render import MAX_REPORT_BYTES
@@ -66,8 +67,9 @@ def build_monthly_report(partitions_def: MonthlyPartitionsDefinition = monthly_p
         warehouse_path = Path(warehouse.published_path)
         out_dir = reports_dir(warehouse_path)
         docs = quality_docs_index(warehouse_path)
-        months = sorted(context.partition_keys)
-        metadata: dict[str, MetadataValue] = {}
+        held = hold_back_failed_months(context, warehouse)
+        months = sorted(m for m in context.partition_keys if m not in held)
+        per_month: dict[str, dict[str, MetadataValue]] = {}
         for month in months:
             # the run's own build of the warehouse: this run's marts, not the last published ones
             result = render_month_report(warehouse.database, month, out_dir, currency=settings.currency,
@@ -77,20 +79,21 @@ def build_monthly_report(partitions_def: MonthlyPartitionsDefinition = monthly_p
                              + (f"; hidden sections: {', '.join(hidden)}" if hidden else ""))
             if result.size_bytes > MAX_REPORT_BYTES:
                 context.log.warning(f"Report {month} is {result.size_bytes:,} bytes, over the 1 MB target.")
-            metadata = {
+            per_month[month] = {
                 "report": MetadataValue.path(str(result.path)),
                 "report_url": MetadataValue.url(result.path.resolve().as_uri()),
                 "kpis": MetadataValue.md(result.kpi_markdown()),
                 "size_bytes": MetadataValue.int(result.size_bytes),
                 "hidden_sections": MetadataValue.text(", ".join(hidden) or "none"),
             }
-            if len(months) > 1:
-                context.add_asset_metadata(metadata, partition_key=month)
         index = render_index(out_dir)
         common = {"index": MetadataValue.path(str(index)), "index_url": MetadataValue.url(index.resolve().as_uri())}
+        held_md = held_metadata(held) if held else {}
         if len(months) == 1:
-            return MaterializeResult(metadata={**metadata, **common})
-        return MaterializeResult(metadata={**common, "months": MetadataValue.int(len(months))})
+            return MaterializeResult(metadata={**per_month[months[0]], **common, **held_md})
+        for month, meta in per_month.items():  # each month's report link and KPIs on its own partition
+            context.add_asset_metadata(meta, partition_key=month)
+        return MaterializeResult(metadata={**common, **held_md, "months": MetadataValue.int(len(months))})
 
     return monthly_report
 

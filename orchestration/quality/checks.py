@@ -1,8 +1,10 @@
 """The gates as Dagster asset checks: one check `gx_gate` per gated asset.
 
 - blocking when the gate has an error-level expectation: a failed error-level expectation
-  fails the check with severity ERROR, and Dagster does not run the assets downstream of it in
-  that run; warn-level failures give severity WARN and block nothing;
+  fails the check with severity ERROR and stops what is downstream of it for that month: Dagster
+  skips the downstream steps when every month of the run failed (a one-month run), and otherwise
+  the downstream steps hold the failed months back and build the others (holds.py); warn-level
+  failures give severity WARN and block nothing;
 - partitioned like its asset (monthly): it validates only the month(s) of the run, each month
   separately, and reports one evaluation per month (a single-run backfill of a range gives one
   evaluation per month of the range, so the UI shows which month failed);
@@ -33,10 +35,10 @@ from dagster import (
 
 from orchestration.quality.gates import GateResult, months_present, run_gate_months
 from orchestration.quality.gx_project import QualityPaths
-from orchestration.quality.suites import Gate, QualityConfig, load_config
+from orchestration.quality.holds import GATE_CHECK_NAME, held_upstream_months
+from orchestration.quality.suites import LAYERS, Gate, QualityConfig, load_config
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
 
-GATE_CHECK_NAME = "gx_gate"
 
 
 # --- metadata the UI shows -----------------------------------------------------------------------
@@ -106,7 +108,10 @@ def _run_months(context: AssetCheckExecutionContext, gate: Gate, con) -> list[st
     if not gate.partitioned:
         return [None]
     if context.has_partition_key or context.has_partition_key_range:
-        return list(context.partition_keys)
+        held = held_upstream_months(context.instance, context.run.run_id, gate.layer, LAYERS)
+        if held & set(context.partition_keys):
+            context.log.info(f"not validated again, held back by an earlier layer's gate: {sorted(held)}")
+        return [month for month in context.partition_keys if month not in held]
     # run without a partition (e.g. "execute check" on the whole asset): every month in the table
     return months_present(con, gate) or []
 
@@ -174,12 +179,15 @@ def build_gate_check(gate: Gate, partitions_def: PartitionsDefinition | None,
                                    metadata={"note": "no month to validate"})
             return
         # One evaluation per month (AssetCheckResult would record a range as one, unpartitioned).
+        # Dagster blocks the whole downstream step, so it blocks only when every month of the run
+        # failed; otherwise the failed months are held back month by month (holds.py).
+        blocks_step = blocking and all(r.status == "error" for r in results)
         materializations = _materializations(context, key, [r.month for r in results])
         for result in results:
             yield AssetCheckEvaluation(
                 asset_key=key, check_name=GATE_CHECK_NAME, passed=result.status == "passed",
                 metadata=result_metadata(result), severity=_severity(result), description=_description(result),
-                blocking=blocking, partition=result.month,
+                blocking=blocks_step, partition=result.month,
                 target_materialization_data=materializations.get(result.month),
             )
         yield Output(None)
