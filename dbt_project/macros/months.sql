@@ -50,3 +50,19 @@
 {% macro duckdb__month_key(expr) -%}
     strftime({{ expr }}, '%Y-%m')
 {%- endmacro %}
+
+{#- The config of every monthly table: incremental, and a run replaces the months of its window
+    (pre-hook delete_month_window, then the model appends the window's rows). month_column is the
+    table's month: 'YYYY-MM' text (`_month`), a DATE on the first of the month (is_date), or a
+    DATE of any day whose month counts (by_month_of_day). A changed column list fails the run
+    rather than being silently ignored: run `dbt build --full-refresh` after such a change. -#}
+{% macro monthly_table_config(month_column, is_date=false, by_month_of_day=false) -%}
+    {%- set month_sql = "month_start('" ~ month_column ~ "')" if by_month_of_day else "'" ~ month_column ~ "'" -%}
+    {{ config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ delete_month_window(" ~ month_sql ~ ", is_date=" ~ (is_date or by_month_of_day) ~ ") }}",
+        tags=['monthly'],
+    ) }}
+{%- endmacro %}

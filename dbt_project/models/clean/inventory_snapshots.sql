@@ -1,9 +1,4 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    pre_hook="{{ delete_month_window('_month') }}",
-    tags=['monthly'],
-) }}
+{{ monthly_table_config('_month') }}
 
 -- Daily stock of the clean layer: one row per (snapshot_date, product_id, warehouse_id),
 -- reserved_qty defaulted to 0. Month window and duplicates as in clean.orders.

@@ -1,9 +1,4 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    pre_hook="{{ delete_month_window('_month') }}",
-    tags=['monthly'],
-) }}
+{{ monthly_table_config('_month') }}
 
 -- Valid order lines (quantity > 0, unit_price > 0, 0 <= discount <= quantity * unit_price: the
 -- others are quarantined in staging), one row per (order_id, line_number), with line_revenue =

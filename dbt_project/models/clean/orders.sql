@@ -1,9 +1,4 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    pre_hook="{{ delete_month_window('_month') }}",
-    tags=['monthly'],
-) }}
+{{ monthly_table_config('_month') }}
 
 -- Orders of the clean layer: one row per order_id, store-local timestamps, contract defaults
 -- applied (see stg_orders). Quarantined rows are left out; duplicates collapse to the row of the

@@ -1,9 +1,4 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    pre_hook="{{ delete_month_window('_month') }}",
-    tags=['monthly'],
-) }}
+{{ monthly_table_config('_month') }}
 
 -- Transactions of the clean layer: one row per transaction_id, store-local timestamps, kind and
 -- status among the contract's values, payment_method in lower snake case. A transaction whose

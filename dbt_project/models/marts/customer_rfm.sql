@@ -1,13 +1,7 @@
 {#- One row per month (as of its last day) and customer with at least one counted order up to
     then. Scores are quintiles (ntile(5)) over the customers of that month, 5 = best, ties broken
     by customer_id; the segment maps (r_score, f_score) as documented in _marts.yml. -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ delete_month_window('month', is_date=true) }}",
-    tags=['monthly'],
-) }}
+{{ monthly_table_config('month', is_date=true) }}
 
 with months as (
     select month, {{ month_last_day('month') }} as month_end

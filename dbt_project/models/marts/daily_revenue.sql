@@ -1,13 +1,7 @@
 {#- One row per calendar day of the months of the data range (int_months), zeros on a day without
     counted orders. The 7-day average is computed over the whole history, so the first days of a
     month see the end of the previous one. Monthly by the month of `date`. -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ delete_month_window(month_start('date'), is_date=true) }}",
-    tags=['monthly'],
-) }}
+{{ monthly_table_config('date', by_month_of_day=true) }}
 
 with bounds as (
     select min(month) as first_day, {{ month_last_day('max(month)') }} as last_day

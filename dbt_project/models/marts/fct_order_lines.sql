@@ -1,13 +1,7 @@
 {#- One row per valid clean order line (cancelled and orphan lines included, see is_counted),
     with its order's attributes. Amounts at the clean precision DECIMAL(18,4), so sums over this
     fact are exact. Monthly by the store-local order month. -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ delete_month_window('month', is_date=true) }}",
-    tags=['monthly'],
-) }}
+{{ monthly_table_config('month', is_date=true) }}
 
 select
     cast(month as date) as month,

@@ -1,12 +1,6 @@
 {#- One row per clean transaction. Monthly by the store-local month of transaction_ts.
     Empty when the dataset has no transactions. -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ delete_month_window('month', is_date=true) }}",
-    tags=['monthly'],
-) }}
+{{ monthly_table_config('month', is_date=true) }}
 
 select
     cast(month as date) as month,

@@ -1,12 +1,6 @@
 {#- One row per month, region (order geography) and product category with counted orders;
     rank 1..n within the month and region by the shown gross_revenue descending, then category. -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ delete_month_window('month', is_date=true) }}",
-    tags=['monthly'],
-) }}
+{{ monthly_table_config('month', is_date=true) }}
 
 with by_category as (
     select

@@ -1,11 +1,5 @@
 {#- One row per month and channel with at least one counted order that month. -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ delete_month_window('month', is_date=true) }}",
-    tags=['monthly'],
-) }}
+{{ monthly_table_config('month', is_date=true) }}
 
 with orders as (
     select * from {{ ref('int_counted_orders') }}

@@ -1,11 +1,5 @@
 {#- One row per month, country and region (order geography, metrics.md) with counted orders. -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ delete_month_window('month', is_date=true) }}",
-    tags=['monthly'],
-) }}
+{{ monthly_table_config('month', is_date=true) }}
 
 select
     cast(month as date) as month,

@@ -1,12 +1,6 @@
 {#- One row per month, product and warehouse with at least one snapshot in the month.
     Empty when the dataset has no inventory snapshots. -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ delete_month_window('month', is_date=true) }}",
-    tags=['monthly'],
-) }}
+{{ monthly_table_config('month', is_date=true) }}
 
 with snapshots as (
     select

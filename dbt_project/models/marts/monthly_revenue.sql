@@ -1,12 +1,6 @@
 {#- One row per month of the data range (int_months), zeros for a month without counted orders.
     Computed over the whole clean history (growth, new vs returning), output for the run's window. -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ delete_month_window('month', is_date=true) }}",
-    tags=['monthly'],
-) }}
+{{ monthly_table_config('month', is_date=true) }}
 
 with months as (
     select month from {{ ref('int_months') }}

@@ -1,12 +1,6 @@
 {#- One row per month and product sold that month (counted orders), ranked by the shown
     gross_revenue descending, then product_id: rank 1..n, no ties. -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ delete_month_window('month', is_date=true) }}",
-    tags=['monthly'],
-) }}
+{{ monthly_table_config('month', is_date=true) }}
 
 with lines as (
     select * from {{ ref('int_order_lines') }}
