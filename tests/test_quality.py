@@ -519,6 +519,24 @@ def test_old_validation_results_are_pruned_by_the_retention_setting(warehouse: P
     assert len(stored()) == keep and stored()[-1] == newest
 
 
+def test_a_docs_build_renders_only_the_results_it_has_no_page_for(warehouse: Path):
+    validate_gate(warehouse, "clean.channels")
+    validate_gate(warehouse, "marts.monthly_revenue", "2024-01")
+    build_quality_docs(warehouse)
+    pages = QualityPaths.for_warehouse(warehouse).site_dir / "gx" / "validations"
+    channels = next(pages.glob("clean/channels/snapshot/*/*.html"))
+    revenue = next(pages.glob("marts/monthly_revenue/2024-01/*/*.html"))
+    channels.unlink()  # as if its result were new
+    revenue_written = revenue.stat().st_mtime_ns
+    validate_gate(warehouse, "marts.monthly_revenue", "2024-02")  # a new result
+
+    build_quality_docs(warehouse)
+    assert channels.exists() and next(pages.glob("marts/monthly_revenue/2024-02/*/*.html"), None)
+    assert revenue.stat().st_mtime_ns == revenue_written  # an old page is not rendered again
+    index = (pages.parent / "index.html").read_text(encoding="utf-8")
+    assert "2024-01" in index and "2024-02" in index  # the GX index still lists every result
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="no headless chromium")
 def test_docs_render_in_a_browser_without_network(warehouse: Path):
     validate_gate(warehouse, "marts.monthly_revenue", "2024-01")

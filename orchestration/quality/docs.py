@@ -133,6 +133,29 @@ def _remove_stale_pages(site: Path, paths: QualityPaths) -> None:
             _remove_empty_parents(page.parent, pages)
 
 
+def _pages_to_render(site: Path, paths: QualityPaths) -> list | None:
+    """The results with no page yet, and every suite: a build renders only those (the index lists
+    all). GX renders every stored result otherwise, so each run would pay for all earlier ones.
+    None (render everything) when the site was never built."""
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    pages = site / "validations"
+    if not (site / "index.html").exists() or not pages.exists():
+        return None
+    new = []
+    for result in paths.validations_dir.rglob("*.json"):
+        relative = result.relative_to(paths.validations_dir)
+        if not (pages / relative.parent / f"{relative.stem}.html").exists():
+            new.append(ValidationResultIdentifier.from_tuple((*relative.parent.parts, relative.stem)))
+    suite_dir = paths.gx_dir / "expectations"  # clean/orders.json is the suite clean.orders
+    suites = [ExpectationSuiteIdentifier(name=".".join(p.relative_to(suite_dir).with_suffix("").parts))
+              for p in suite_dir.rglob("*.json")]
+    return new + suites  # never empty (an empty list would make GX render everything)
+
+
 # --- 3. offline pages ---------------------------------------------------------------------------------
 
 
@@ -336,7 +359,7 @@ def build_quality_docs(warehouse_path: str | Path, out_dir: str | Path | None = 
     if sites != {SITE_NAME: site_config}:
         project.context.variables.data_docs_sites = {SITE_NAME: site_config}
         project.context.variables.save()
-    project.context.build_data_docs(site_names=[SITE_NAME])
+    project.context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=_pages_to_render(site, paths))
     _remove_stale_pages(site, paths)  # pages of pruned results
     unknown = make_offline(site)
     if unknown:
