@@ -25,68 +25,41 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.common import generate_sample, last_run_records, nexcart_run, work_folder  # noqa: E402
 from orchestration.resources import _copy_database, build_path_for, publish  # noqa: E402
-
-
-def _env(root: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "NEXCART_DATA_DIR": str(root / "raw"),
-        "NEXCART_WAREHOUSE": str(root / "warehouse" / "nexcart.duckdb"),
-        "DAGSTER_HOME": str(root / "dagster_home"),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-
-
-def _nexcart_run(root: Path) -> tuple[float, str]:
-    started = time.perf_counter()
-    completed = subprocess.run([sys.executable, "-m", "orchestration.cli", "run"], cwd=PROJECT_ROOT,
-                               env=_env(root), capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if completed.returncode != 0:
-        raise SystemExit(f"nexcart run failed:\n{completed.stdout}\n{completed.stderr}")
-    return elapsed, completed.stdout
 
 
 def _run_breakdown(dagster_home: Path) -> dict[str, float]:
     """From the last run's event log: run wall time, resource set-up, steps, and tear-down."""
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    from dagster import DagsterEventType, DagsterInstance
+    from dagster import DagsterEventType
 
-    with DagsterInstance.get() as instance:
-        run = instance.get_runs(limit=1)[0]
-        records = instance.get_records_for_run(run.run_id, limit=100_000).records
-        stamps: dict[str, list[float]] = {}
-        published_at = None
-        for record in records:
-            entry = record.event_log_entry
-            event = entry.dagster_event
-            if event is not None:
-                stamps.setdefault(event.event_type_value, []).append(entry.timestamp)
-            elif "published the warehouse" in (entry.user_message or ""):
-                published_at = entry.timestamp
-        run_start = stamps[DagsterEventType.RUN_START.value][0]
-        run_end = stamps[DagsterEventType.RUN_SUCCESS.value][0]
-        init_start = min(stamps[DagsterEventType.RESOURCE_INIT_STARTED.value])
-        init_end = max(stamps[DagsterEventType.RESOURCE_INIT_SUCCESS.value])
-        last_step_end = max(stamps[DagsterEventType.STEP_SUCCESS.value])
-        return {
-            "run": run_end - run_start,
-            "setup (lock + copy)": init_end - init_start,
-            "teardown (checkpoint + rename)": (published_at or run_end) - last_step_end,
-        }
+    stamps: dict[str, list[float]] = {}
+    published_at = None
+    for record in last_run_records(dagster_home):
+        entry = record.event_log_entry
+        event = entry.dagster_event
+        if event is not None:
+            stamps.setdefault(event.event_type_value, []).append(entry.timestamp)
+        elif "published the warehouse" in (entry.user_message or ""):
+            published_at = entry.timestamp
+    run_start = stamps[DagsterEventType.RUN_START.value][0]
+    run_end = stamps[DagsterEventType.RUN_SUCCESS.value][0]
+    init_start = min(stamps[DagsterEventType.RESOURCE_INIT_STARTED.value])
+    init_end = max(stamps[DagsterEventType.RESOURCE_INIT_SUCCESS.value])
+    last_step_end = max(stamps[DagsterEventType.STEP_SUCCESS.value])
+    return {
+        "run": run_end - run_start,
+        "setup (lock + copy)": init_end - init_start,
+        "teardown (checkpoint + rename)": (published_at or run_end) - last_step_end,
+    }
 
 
 def _isolated(published: Path, repeat: int) -> dict[str, list[float]]:
@@ -112,24 +85,15 @@ def main() -> int:
     parser.add_argument("--keep", help="work in this folder and keep it (default: a temp folder, removed)")
     args = parser.parse_args()
 
-    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="nexcart-bench-"))
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "dagster_home").mkdir(exist_ok=True)
-    shutil.copyfile(PROJECT_ROOT / "dagster_home" / "dagster.yaml", root / "dagster_home" / "dagster.yaml")
-    published = root / "warehouse" / "nexcart.duckdb"
-    try:
-        from orchestration.sample_data import generate
-
-        print(f"generating {args.orders:,} orders over {args.months} months in {root / 'raw'} ...", flush=True)
-        started = time.perf_counter()
-        summary = generate(root / "raw", orders=args.orders, months=args.months, seed=42)
-        generate_s = time.perf_counter() - started
+    with work_folder(args.keep) as root:
+        published = root / "warehouse" / "nexcart.duckdb"
+        summary, generate_s = generate_sample(root, args.orders, args.months)
         raw_bytes = sum(p.stat().st_size for p in (root / "raw").rglob("*.csv"))
 
         print("nexcart run #1 (empty warehouse) ...", flush=True)
-        first_s, _ = _nexcart_run(root)
+        first_s, _ = nexcart_run(root)
         print(f"  {first_s:.1f} s; nexcart run #2 (same data, full warehouse to copy) ...", flush=True)
-        second_s, _ = _nexcart_run(root)
+        second_s, _ = nexcart_run(root)
         breakdown = _run_breakdown(root / "dagster_home")
         size = published.stat().st_size
         print(f"  {second_s:.1f} s; isolated copy/publish x{args.repeat} on {size / 1e6:,.0f} MB ...", flush=True)
@@ -165,9 +129,6 @@ def main() -> int:
         print(f"| in run #2: copy + publish together | {in_run:.2f} | {100 * in_run / second_s:.1f} % |")
         print(f"| isolated copy of {size / 1e6:,.0f} MB (median of {args.repeat}) | {copy_s:.2f} | |")
         print(f"| isolated checkpoint + rename + fsync (median of {args.repeat}) | {publish_s:.2f} | |")
-    finally:
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
     return 0
 
 
