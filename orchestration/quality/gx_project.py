@@ -82,6 +82,13 @@ class GxProject:
     def __init__(self, paths: QualityPaths):
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
+        from great_expectations.execution_engine import pandas_execution_engine
+
+        # GX fingerprints every in-memory batch under 1 GB by hashing all of its values, for a
+        # marker in the result's metadata only (`pandas_data_fingerprint`). That hashing was 16 %
+        # of the gates' time at 1M orders (benchmarks/README.md); a batch here is named by its
+        # gate, month and run already. 0 turns the fingerprint off (GX has no setting for it).
+        pandas_execution_engine.HASH_THRESHOLD = 0
 
         self.gx = gx
         self.paths = paths
