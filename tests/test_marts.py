@@ -137,6 +137,15 @@ def _all_marts(pipeline) -> dict[str, list[tuple]]:
     return {t: pipeline.query(f"select * from marts.{t} order by all") for t in tables}
 
 
+def test_category_rank_is_per_region_within_its_country(built):
+    """O3 has no shipping address: the customer's GB/ENG. A region is ranked within its country,
+    since the same code exists in several (WA: Washington, Western Australia)."""
+    rows = built.query("select country, region, category, gross_revenue, rank from marts.monthly_category_region_rank "
+                       "where month = date '2024-01-01' order by country, region, rank")
+    assert rows == [("GB", "ENG", "Home", D("20.00"), 1), ("GB", "LDN", "Kitchen", D("30.00"), 1),
+                    ("US", "TX", "Home", D("20.00"), 1), ("US", "TX", "Kitchen", D("19.00"), 2)]
+
+
 def test_rerunning_a_month_changes_nothing_and_a_correction_replaces_it(built):
     before = _all_marts(built)
     assert {"monthly_revenue", "daily_revenue", "customer_rfm", "cohort_retention", "fct_order_lines"} <= set(before)

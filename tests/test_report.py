@@ -38,7 +38,7 @@ DDL = {
         category varchar, units bigint, gross_revenue decimal(18,2)""",
     "monthly_geo_sales": """month date, country varchar, region varchar, orders bigint, customers bigint,
         gross_revenue decimal(18,2)""",
-    "monthly_category_region_rank": """month date, region varchar, category varchar,
+    "monthly_category_region_rank": """month date, country varchar, region varchar, category varchar,
         gross_revenue decimal(18,2), rank integer""",
     "monthly_payment_methods": """month date, payment_method varchar, payments bigint,
         succeeded_amount decimal(18,2), amount_share double, failed bigint, failure_rate double,
@@ -118,7 +118,7 @@ def make_warehouse(path: Path, end: str = MONTH, months: int = 26, inventory: bo
             cw = [rnd.random() + 0.2 for _ in CATEGORIES]
             cats = sorted(zip(split(part, cw), CATEGORIES), key=lambda x: (-x[0], x[1]))
             for rank, (cpart, cat) in enumerate(cats, 1):
-                rows["monthly_category_region_rank"].append([m, region, cat, cpart, rank])
+                rows["monthly_category_region_rank"].append([m, country, region, cat, cpart, rank])
         # payments
         if payments:
             mw = [0.6, 0.3, 0.1]
@@ -396,7 +396,7 @@ def test_charts_render_offline_in_headless_chromium(report, tmp_path):
 
     # the filters: preset from the address, they filter the charts that have them
     dom = _chromium(["--window-size=1400,4000", "--virtual-time-budget=20000", "--dump-dom",
-                     url + "?region_filter=Texas&channel_filter=Web"], tmp_path)
+                     url + "?region_filter=Texas%2C%20US&channel_filter=Web"], tmp_path)
     filtered = dom.stdout
     assert 'data-charts="done"' in filtered
 

@@ -178,7 +178,7 @@ def pareto(values: list[dict[str, Any]], top_share: float) -> Spec:
 def geo_regions(values: list[dict[str, Any]], currency: str) -> Spec:
     """Gross revenue per region (country/region), coloured by country; filtered by region."""
     return _base(values, height={"step": 24}, params=[_filter_param("region_filter")],
-                 transform=[{"filter": "region_filter == null || datum.region == region_filter"}],
+                 transform=[{"filter": "region_filter == null || datum.place == region_filter"}],
                  mark={"type": "bar", "tooltip": True},
                  encoding={
                      "y": {"field": "place", "type": "nominal", "sort": "-x", "title": None,

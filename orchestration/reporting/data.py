@@ -27,7 +27,7 @@ MARTS: dict[str, tuple[str, ...]] = {
     "monthly_top_products": ("month", "rank", "product_id", "product_name", "category", "units",
                              "gross_revenue"),
     "monthly_geo_sales": ("month", "country", "region", "orders", "customers", "gross_revenue"),
-    "monthly_category_region_rank": ("month", "region", "category", "gross_revenue", "rank"),
+    "monthly_category_region_rank": ("month", "country", "region", "category", "gross_revenue", "rank"),
     "monthly_payment_methods": ("month", "payment_method", "payments", "succeeded_amount",
                                 "amount_share", "failed", "failure_rate", "refunds", "chargebacks"),
     "monthly_inventory": ("month", "product_id", "warehouse_id", "month_end_on_hand", "avg_on_hand",

@@ -414,7 +414,7 @@ class ReportBuilder:
         rows = self.r.mart("monthly_geo_sales", "month = ?", (self.day,), "gross_revenue desc, country, region")
         if not rows:
             return _hidden("geo", title, "No geographic sales this month (marts.monthly_geo_sales).")
-        ranks = self.r.mart("monthly_category_region_rank", "month = ?", (self.day,), "region, rank")
+        ranks = self.r.mart("monthly_category_region_rank", "month = ?", (self.day,), "country, region, rank")
         total = sum(_dec(r["gross_revenue"]) for r in rows)
 
         def share(r: dict[str, Any]) -> float | None:
@@ -440,9 +440,10 @@ class ReportBuilder:
             cat, k = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
             takeaway += f"; {cat} is the top category in {k} of {len(winners)} regions"
         takeaway += "."
+        # a region is named with its country (place): the same code exists in several countries
         region_revenue: dict[str, Decimal] = defaultdict(Decimal)
         for r in ranks:
-            region_revenue[r["region"]] += _dec(r["gross_revenue"])
+            region_revenue[place(r)] += _dec(r["gross_revenue"])
         regions = sorted(region_revenue, key=lambda k: (-region_revenue[k], k))
         section = Section("geo", title, takeaway=takeaway)
         section.filters.append(Filter("region_filter", "Region", [("", "All regions")] + [(g, g) for g in regions]))
@@ -456,10 +457,10 @@ class ReportBuilder:
             for r in ranks:
                 category_revenue[r["category"] or "Unknown"] += _dec(r["gross_revenue"])
             categories = sorted(category_revenue, key=lambda k: (-category_revenue[k], k))
-            cat_values = [{"region": r["region"], "category": r["category"] or "Unknown",
+            cat_values = [{"region": place(r), "category": r["category"] or "Unknown",
                            "gross": _f(r["gross_revenue"]), "rank": r["rank"],
-                           "share": float(_dec(r["gross_revenue"]) / region_revenue[r["region"]])
-                           if region_revenue[r["region"]] else None} for r in ranks]
+                           "share": float(_dec(r["gross_revenue"]) / region_revenue[place(r)])
+                           if region_revenue[place(r)] else None} for r in ranks]
             section.charts.append(Chart(
                 "chart-category-region", "Each category's share of a region's revenue (top category in bold)",
                 charts.category_by_region(cat_values, self.currency, regions, categories)))
@@ -469,12 +470,12 @@ class ReportBuilder:
               self.money(r["gross_revenue"]), fmt.pct(share(r))] for r in rows[:15]], {2, 3, 4, 5},
             caption=None if len(rows) <= 15 else f"Top 15 of {len(rows)} regions."))
         if winners:
-            winners.sort(key=lambda r: -region_revenue[r["region"]])
+            winners.sort(key=lambda r: -region_revenue[place(r)])
             section.tables.append(Table(
                 "Top category per region", ["Region", "Top category", "Its revenue", "Share of region"],
-                [[r["region"], r["category"], self.money(r["gross_revenue"]),
-                  fmt.pct(float(_dec(r["gross_revenue"]) / region_revenue[r["region"]])
-                          if region_revenue[r["region"]] else None)] for r in winners[:15]], {2, 3}))
+                [[place(r), r["category"], self.money(r["gross_revenue"]),
+                  fmt.pct(float(_dec(r["gross_revenue"]) / region_revenue[place(r)])
+                          if region_revenue[place(r)] else None)] for r in winners[:15]], {2, 3}))
         return section
 
     # -- inventory -----------------------------------------------------------------------------
