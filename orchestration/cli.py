@@ -126,7 +126,11 @@ def _failure_reason(result) -> str:
             while (error.cause and error.cause.message
                    and not any(name in error.cls_name for name in ("IngestError", "WarehouseLockedError"))):
                 error = error.cause
-            return f"{event.step_key}: {error.message.strip()}"
+            reason = f"{event.step_key}: {error.message.strip()}"
+            if "out of sync" in reason:  # dbt: an incremental table's columns changed (an upgrade)
+                reason += ("\nA table's columns changed since it was built (a new version of the "
+                           "project?): run `nexcart run --full-refresh` once to rebuild the tables.")
+            return reason
     return "the run failed (see the Dagster UI for details)"
 
 
@@ -153,6 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for category in (BetaWarning, PreviewWarning, SupersessionWarning):  # API notes, not news for users
         warnings.filterwarnings("ignore", category=category)
 
+    from orchestration.assets.dbt import FULL_REFRESH_TAG
     from orchestration.definitions import defs
     from orchestration.ingest import discover_months
     from orchestration.quality import build_quality_docs, failed_gates_summary
@@ -161,6 +166,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from orchestration.warehouse_health import WarehouseCorruptError, check_warehouse
 
     settings = load_settings()
+    if args.full_refresh and args.month:
+        print("--full-refresh rebuilds every month from scratch: run it without --month.", file=sys.stderr)
+        return 2
     months = [args.month] if args.month else discover_months(settings.data_dir)
     if not months:
         print(f"No monthly files under {settings.data_dir}: run `nexcart generate` or put the "
@@ -181,6 +189,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "dagster/asset_partition_range_start": months[0],
         "dagster/asset_partition_range_end": months[-1],
         "nexcart/cli-run": token,
+        **({FULL_REFRESH_TAG: "true"} if args.full_refresh else {}),
     }
     log_path = settings.logs_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -277,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Materialize every asset for every month found in the raw root "
                          "(or one month and what it needs), in-process, and exit non-zero on failure.")
     run.add_argument("--month", type=_month, help="only this month, YYYY-MM (and the reference tables)")
+    run.add_argument("--full-refresh", action="store_true",
+                     help="rebuild every dbt table from scratch (after an upgrade changed a table's columns)")
     run.set_defaults(func=cmd_run)
 
     docs = sub.add_parser("docs", help="serve the data-quality docs on http://127.0.0.1:PORT",

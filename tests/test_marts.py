@@ -220,3 +220,23 @@ def test_a_failed_error_gate_holds_back_its_month_only_and_the_run_names_it(pipe
     assert completed.returncode == 1 and "HELD BACK by a failed error gate: 2024-02" in completed.stderr
     assert february_rows() == good_february
     assert _all_marts(pipeline) == marts_before
+
+
+def test_a_table_built_by_an_older_version_is_named_and_full_refresh_rebuilds_it(built):
+    """An upgrade that changes a monthly table's columns: the run stops with what to do, and
+    `nexcart run --full-refresh` rebuilds every table to the same marts."""
+    import duckdb
+
+    before = _all_marts(built)
+    con = duckdb.connect(str(built.warehouse))
+    try:  # the table as an older version built it
+        con.execute("alter table marts.monthly_category_region_rank drop column country")
+    finally:
+        con.close()
+    completed = built.nexcart("run", check=False)
+    assert completed.returncode == 1
+    assert "run `nexcart run --full-refresh` once" in completed.stderr
+    assert built.nexcart("run", "--month", "2024-01", "--full-refresh", check=False).returncode == 2
+    built.nexcart("run", "--full-refresh")
+    assert _all_marts(built) == before
+

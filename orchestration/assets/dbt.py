@@ -21,6 +21,9 @@ from orchestration.quality.holds import held_metadata, hold_back_failed_months
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
 
 MONTHLY_TAG = "tag:monthly"
+# Run tag: dbt rebuilds its tables from scratch (`nexcart run --full-refresh`, or added to a run in
+# the UI, over every month: a monthly table keeps only the months of the run).
+FULL_REFRESH_TAG = "nexcart/full-refresh"
 DBT_MANIFEST = ensure_manifest()
 
 class NexcartDbtTranslator(DagsterDbtTranslator):
@@ -57,6 +60,8 @@ def _run_dbt(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: War
     # buildable: a test runs with the step that builds the last of its parents, and never
     # against a model another step has not built yet.
     args = ["build", "--indirect-selection", "buildable"]
+    if context.run.tags.get(FULL_REFRESH_TAG) == "true":
+        args.append("--full-refresh")  # every month of the run rebuilt from scratch
     if dbt_vars:
         args += ["--vars", json.dumps(dbt_vars)]
     with warehouse.dbt_environment():
