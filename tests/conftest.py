@@ -59,3 +59,15 @@ class Pipeline:
 @pytest.fixture
 def pipeline(tmp_path: Path) -> Pipeline:
     return Pipeline(tmp_path)
+
+
+@pytest.fixture
+def con(tmp_path: Path):
+    """A new warehouse file with the raw schema, for ingest-level tests."""
+    from orchestration.ingest import ensure_raw_schema
+
+    connection = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    ensure_raw_schema(connection)
+    yield connection
+    connection.close()
+

@@ -17,11 +17,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from orchestration.contract import TABLES
-from orchestration.ingest import IngestError, discover_months, ensure_raw_schema, ingest_month
+from orchestration.ingest import IngestError, discover_months, ingest_month
 from tests.conftest import PROJECT_ROOT, Pipeline
 
 ORDERS = TABLES["orders"]
@@ -36,14 +35,6 @@ def raw_root(tmp_path: Path) -> Path:
     root = tmp_path / "raw"
     (root / "orders").mkdir(parents=True)
     return root
-
-
-@pytest.fixture
-def con(tmp_path: Path):
-    connection = duckdb.connect(str(tmp_path / "wh.duckdb"))
-    ensure_raw_schema(connection)
-    yield connection
-    connection.close()
 
 
 def load_orders(con, raw_root: Path, content: bytes, name: str = "2024-01.csv"):

@@ -6,14 +6,12 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from orchestration.contract import TABLES
 from orchestration.ingest import (
     IngestError,
     discover_months,
-    ensure_raw_schema,
     ingest_month,
     ingest_reference,
 )
@@ -28,14 +26,6 @@ def raw_root(tmp_path: Path) -> Path:
     (root / "orders").mkdir(parents=True)
     (root / "order_items").mkdir()
     return root
-
-
-@pytest.fixture
-def con(tmp_path: Path):
-    connection = duckdb.connect(str(tmp_path / "wh.duckdb"))
-    ensure_raw_schema(connection)
-    yield connection
-    connection.close()
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import csv
 import subprocess
-import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +27,7 @@ from orchestration.quarantine import (
     add_quarantine_commands,
     replay_correction,
 )
-from tests.conftest import PROJECT_ROOT, Pipeline, write_csv
+from tests.conftest import Pipeline, write_csv
 
 ORDERS = TABLES["orders"]
 ORDER_HEADER = "order_id,customer_id,channel_id,order_ts,status,currency,ship_city,ship_region,ship_country,shipping_amount"
