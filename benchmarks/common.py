@@ -70,3 +70,14 @@ def last_run_records(dagster_home: Path) -> list:
     with DagsterInstance.get() as instance:
         run = instance.get_runs(limit=1)[0]
         return instance.get_records_for_run(run.run_id, limit=1_000_000).records
+
+
+def print_seconds_table(share_title: str, rows: list[tuple[str, float, float | None]]) -> None:
+    """A Markdown table for benchmarks/README.md: (measure, seconds, the seconds it is a share of,
+    or None for no share)."""
+    print(f"| measure | seconds | {share_title} |")
+    print("|---|---:|---:|")
+    for label, seconds, whole in rows:
+        share = f"{100 * seconds / whole:.1f} %" if whole else ""
+        print(f"| {label} | {seconds:.2f} | {share} |")
+

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import generate_sample, last_run_records, nexcart_run, work_folder  # noqa: E402
+from benchmarks.common import generate_sample, last_run_records, nexcart_run, print_seconds_table, work_folder  # noqa: E402
 
 GATE_STEP_SUFFIX = "_gx_gate"
 
@@ -101,13 +101,13 @@ def main() -> int:
         }
         print(json.dumps(result, indent=2))
         print()
-        print("| measure | seconds | share |")
-        print("|---|---:|---:|")
-        print(f"| run in Dagster (RUN_START to RUN_SUCCESS) | {run_s:.1f} | |")
-        print(f"| data-quality docs build | {docs_s:.1f} | {100 * docs_s / total:.1f} % |")
-        print(f"| run + docs build | {total:.1f} | 100 % |")
-        print(f"| gate steps ({len(gates)}) | {gates_s:.1f} | {100 * gates_s / total:.1f} % |")
-        print(f"| gate steps + docs build | {gates_s + docs_s:.1f} | {100 * (gates_s + docs_s) / total:.1f} % |")
+        print_seconds_table("share", [
+            ("run in Dagster (RUN_START to RUN_SUCCESS)", run_s, None),
+            ("data-quality docs build", docs_s, total),
+            ("run + docs build", total, total),
+            (f"gate steps ({len(gates)})", gates_s, total),
+            ("gate steps + docs build", gates_s + docs_s, total),
+        ])
     return 0
 
 

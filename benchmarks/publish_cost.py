@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import generate_sample, last_run_records, nexcart_run, work_folder  # noqa: E402
+from benchmarks.common import generate_sample, last_run_records, nexcart_run, print_seconds_table, work_folder  # noqa: E402
 from orchestration.resources import _copy_database, build_path_for, publish  # noqa: E402
 
 
@@ -115,20 +115,17 @@ def main() -> int:
         }
         print(json.dumps(result, indent=2))
         print()
-        print("| measure | seconds | share of run #2 |")
-        print("|---|---:|---:|")
-        print(f"| `nexcart run` #1, empty warehouse (wall) | {first_s:.1f} | |")
-        print(f"| `nexcart run` #2, same data (wall) | {second_s:.1f} | 100 % |")
-        print(f"| run #2 in Dagster (RUN_START to RUN_SUCCESS) | {breakdown['run']:.1f} | "
-              f"{100 * breakdown['run'] / second_s:.0f} % |")
-        print(f"| in run #2: resource set-up (lock + copy) | {breakdown['setup (lock + copy)']:.2f} | "
-              f"{100 * breakdown['setup (lock + copy)'] / second_s:.1f} % |")
-        print(f"| in run #2: tear-down (checkpoint + rename + fsync) | "
-              f"{breakdown['teardown (checkpoint + rename)']:.2f} | "
-              f"{100 * breakdown['teardown (checkpoint + rename)'] / second_s:.1f} % |")
-        print(f"| in run #2: copy + publish together | {in_run:.2f} | {100 * in_run / second_s:.1f} % |")
-        print(f"| isolated copy of {size / 1e6:,.0f} MB (median of {args.repeat}) | {copy_s:.2f} | |")
-        print(f"| isolated checkpoint + rename + fsync (median of {args.repeat}) | {publish_s:.2f} | |")
+        setup, teardown = breakdown["setup (lock + copy)"], breakdown["teardown (checkpoint + rename)"]
+        print_seconds_table("share of run #2", [
+            ("`nexcart run` #1, empty warehouse (wall)", first_s, None),
+            ("`nexcart run` #2, same data (wall)", second_s, second_s),
+            ("run #2 in Dagster (RUN_START to RUN_SUCCESS)", breakdown["run"], second_s),
+            ("in run #2: resource set-up (lock + copy)", setup, second_s),
+            ("in run #2: tear-down (checkpoint + rename + fsync)", teardown, second_s),
+            ("in run #2: copy + publish together", in_run, second_s),
+            (f"isolated copy of {size / 1e6:,.0f} MB (median of {args.repeat})", copy_s, None),
+            (f"isolated checkpoint + rename + fsync (median of {args.repeat})", publish_s, None),
+        ])
     return 0
 
 
