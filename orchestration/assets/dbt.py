@@ -10,6 +10,7 @@ dbt_monthly_marts -> dbt_summary and no step waits on itself.
 
 import json
 from collections.abc import Iterator, Mapping
+from functools import cache
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MetadataValue, Output
@@ -46,6 +47,14 @@ translator = NexcartDbtTranslator(settings=DagsterDbtTranslatorSettings(
 def _relation(props: Mapping[str, Any]) -> str:
     return f"{props['schema']}.{props['alias'] or props['name']}"
 
+
+@cache
+def _model_relations() -> dict[AssetKey, str]:
+    """Each model's asset key -> its table or view (read once from the manifest, not per step)."""
+    manifest = json.loads(DBT_MANIFEST.read_text())
+    return {translator.get_asset_key(node): _relation(node)
+            for node in manifest["nodes"].values() if node["resource_type"] == "model"}
+
 def _run_dbt(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
              dbt_vars: dict[str, Any] | None = None) -> Iterator[Any]:
     """Run `dbt build` for the selected models, then report each model's row count.
@@ -66,12 +75,7 @@ def _run_dbt(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: War
         args += ["--vars", json.dumps(dbt_vars)]
     with warehouse.dbt_environment():
         events = list(dbt.cli(args, context=context).stream())
-    manifest = json.loads(DBT_MANIFEST.read_text())
-    relations = {
-        translator.get_asset_key(node): _relation(node)
-        for node in manifest["nodes"].values()
-        if node["resource_type"] == "model"
-    }
+    relations = _model_relations()
     with warehouse.connect(read_only=True) as con:
         for event in events:
             if isinstance(event, Output):
