@@ -206,6 +206,12 @@ def test_a_failed_error_gate_holds_back_its_month_only_and_the_run_names_it(pipe
     assert set(february_rows().values()) == {0}  # nothing of February anywhere, raw included
     assert (pipeline.warehouse.parent.parent / "reports/2024-01.html").exists()
     assert not (pipeline.warehouse.parent.parent / "reports/2024-02.html").exists()
+    # in the UI, the steps' outputs name the held month
+    from dagster import AssetKey, DagsterInstance
+
+    with DagsterInstance.from_config(str(pipeline.dagster_home)) as instance:
+        revenue_output = instance.get_latest_materialization_event(AssetKey(["marts", "monthly_revenue"]))
+    assert revenue_output.asset_materialization.metadata["held_back_months"].value.startswith("2024-02 ")
 
     # 2. February corrected: built and published like any month
     write_dataset(pipeline.raw)

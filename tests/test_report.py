@@ -404,7 +404,7 @@ def test_charts_render_offline_in_headless_chromium(report, tmp_path):
         start = filtered.index(f'id="{chart_id}"')
         return re.findall(r'aria-label="([^"]*)"', filtered[start:filtered.index("</svg>", start)])
 
-    assert any("Region: Texas" in label for label in labels("chart-category-region"))
+    assert any("Region: Texas, US" in label for label in labels("chart-category-region"))
     assert not any("Region: California" in label for label in labels("chart-category-region"))
     assert any("Region: Texas" in label for label in labels("chart-geo"))
     assert not any("Region: California" in label for label in labels("chart-geo"))
