@@ -36,6 +36,7 @@ def env(root: Path) -> dict[str, str]:
         **os.environ,
         "NEXCART_DATA_DIR": str(root / "raw"),
         "NEXCART_WAREHOUSE": str(root / "warehouse" / "nexcart.duckdb"),
+        "NEXCART_OUTPUT_DIR": str(root),
         "DAGSTER_HOME": str(root / "dagster_home"),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }

@@ -77,7 +77,7 @@ def main() -> int:
         # Each run renders the pages of its own results (earlier runs' pages are kept): as many as
         # a build from scratch after this one run renders.
         warehouse = root / "warehouse" / "nexcart.duckdb"
-        shutil.rmtree(QualityPaths.for_warehouse(warehouse).site_dir)
+        shutil.rmtree(QualityPaths.from_settings().site_dir)
         started = time.perf_counter()
         build_quality_docs(warehouse)
         docs_s = time.perf_counter() - started

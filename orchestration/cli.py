@@ -249,15 +249,15 @@ def _print_summary(warehouse: Path) -> None:
         ).fetchall()
     finally:
         con.close()
-    data_root = warehouse.parent.parent
+    settings = load_settings()
     print(f"Warehouse:    {warehouse}")
     print(f"  query it:   .venv/bin/duckdb -readonly {warehouse} -c 'select * from marts.monthly_revenue'")
     print("  tables:     " + ", ".join(f"{name} ({rows} rows)" for name, rows in counts))
-    for label, path in (("Reports:", data_root / "reports" / "index.html"),
-                        ("Quality docs:", data_root / "docs" / "quality" / "index.html")):
+    for label, path in (("Reports:", settings.reports_dir / "index.html"),
+                        ("Quality docs:", settings.docs_dir / "quality" / "index.html")):
         if path.exists():
             print(f"{label:<13} {path}")
-    print(f"Run history:  {load_settings().logs_dir / 'runs.log'} (and the Dagster UI: make ui)")
+    print(f"Run history:  {settings.logs_dir / 'runs.log'} (and the Dagster UI: make ui)")
 
 
 def cmd_docs(args: argparse.Namespace) -> int:

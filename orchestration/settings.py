@@ -29,6 +29,8 @@ class Settings:
     timezone: str
     schedule_time: str  # HH:MM on the 1st of the month, store time zone
     freshness_day: int  # last month must be materialized by this day of the month
+    output_dir: Path  # where runs write what people read: logs/, docs/, reports/
+    keep_runs: int  # Dagster run history kept in DAGSTER_HOME (older runs and their event logs deleted)
 
     @property
     def schedule_hour_minute(self) -> tuple[int, int]:
@@ -37,7 +39,21 @@ class Settings:
 
     @property
     def logs_dir(self) -> Path:
-        return self.warehouse.parent.parent / "logs"
+        return self.output_dir / "logs"
+
+    @property
+    def docs_dir(self) -> Path:
+        """The data-quality docs (index.html and GX's pages below gx/)."""
+        return self.output_dir / "docs"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.output_dir / "reports"
+
+    @property
+    def build_dir(self) -> Path:
+        """The private build copy of the warehouse lives here, beside the published file."""
+        return self.warehouse.parent / ".build"
 
 
 def load_settings() -> Settings:
@@ -49,4 +65,6 @@ def load_settings() -> Settings:
         timezone=os.environ.get("NEXCART_TIMEZONE", "").strip() or "UTC",
         schedule_time=os.environ.get("NEXCART_SCHEDULE_TIME", "").strip() or "06:00",
         freshness_day=int(os.environ.get("NEXCART_FRESHNESS_DAY", "").strip() or 5),
+        output_dir=_path("NEXCART_OUTPUT_DIR", "data"),
+        keep_runs=int(os.environ.get("NEXCART_KEEP_RUNS", "").strip() or 20),
     )

@@ -23,6 +23,7 @@ class Pipeline:
     """A raw root, a warehouse and a Dagster home in a temp dir, and the CLI to run on them."""
 
     def __init__(self, root: Path):
+        self.root = root
         self.raw = root / "raw"
         self.warehouse = root / "warehouse" / "nexcart.duckdb"
         self.dagster_home = root / "dagster_home"
@@ -35,6 +36,7 @@ class Pipeline:
             **os.environ,
             "NEXCART_DATA_DIR": str(self.raw),
             "NEXCART_WAREHOUSE": str(self.warehouse),
+            "NEXCART_OUTPUT_DIR": str(self.root),
             "DAGSTER_HOME": str(self.dagster_home),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         }
@@ -54,6 +56,14 @@ class Pipeline:
             return con.execute(sql).fetchall()
         finally:
             con.close()
+
+
+@pytest.fixture(autouse=True)
+def output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """In-process code writes its logs, docs and reports under the test's own folder, never into
+    the project's data/ (a test may point NEXCART_OUTPUT_DIR elsewhere itself)."""
+    monkeypatch.setenv("NEXCART_OUTPUT_DIR", str(tmp_path))
+    return tmp_path
 
 
 @pytest.fixture

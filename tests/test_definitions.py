@@ -71,6 +71,7 @@ def test_quality_docs_sensor_skips_runs_without_a_gate_or_from_the_cli_and_logs_
     from orchestration.quality import GATE_CHECK_NAME
 
     monkeypatch.setenv("NEXCART_WAREHOUSE", str(pipeline.warehouse))
+    monkeypatch.setenv("NEXCART_OUTPUT_DIR", str(pipeline.root))
     builds = []
 
     def failing_build(warehouse):
@@ -104,5 +105,5 @@ def test_quality_docs_sensor_skips_runs_without_a_gate_or_from_the_cli_and_logs_
     run_id, message = sensor_on([orders, gate])
     assert builds == [pipeline.warehouse]
     assert "build failed" in message
-    log = (pipeline.warehouse.parent.parent / "logs" / "runs.log").read_text()
+    log = (pipeline.root / "logs" / "runs.log").read_text()
     assert f"quality docs NOT rebuilt after run {run_id}" in log and "No space left on device" in log

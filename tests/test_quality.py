@@ -511,7 +511,7 @@ def test_old_validation_results_are_pruned_by_the_retention_setting(warehouse: P
     keep = load_config().thresholds["docs"]["keep_results_per_gate_month"]
     for _ in range(keep + 2):
         validate_gate(warehouse, "clean.channels")
-    validations = QualityPaths.for_warehouse(warehouse).validations_dir
+    validations = QualityPaths.from_settings().validations_dir
     stored = lambda: sorted(validations.glob("clean/channels/snapshot/*/*.json"))  # noqa: E731
     assert len(stored()) == keep + 2
     newest = stored()[-1]
@@ -523,7 +523,7 @@ def test_a_docs_build_renders_only_the_results_it_has_no_page_for(warehouse: Pat
     validate_gate(warehouse, "clean.channels")
     validate_gate(warehouse, "marts.monthly_revenue", "2024-01")
     build_quality_docs(warehouse)
-    pages = QualityPaths.for_warehouse(warehouse).site_dir / "gx" / "validations"
+    pages = QualityPaths.from_settings().site_dir / "gx" / "validations"
     channels = next(pages.glob("clean/channels/snapshot/*/*.html"))
     revenue = next(pages.glob("marts/monthly_revenue/2024-01/*/*.html"))
     channels.unlink()  # as if its result were new

@@ -430,6 +430,7 @@ def test_monthly_report_asset(tmp_path, monkeypatch):
     month = monthly_partitions.get_last_partition_key()
     wh = make_warehouse(tmp_path / "data" / "warehouse" / "nexcart.duckdb", end=month, months=13)
     monkeypatch.setenv("NEXCART_WAREHOUSE", str(wh))
+    monkeypatch.setenv("NEXCART_OUTPUT_DIR", str(tmp_path / "data"))
     assert report_assets == [monthly_report]
     assert monthly_report.key == AssetKey(["reports", "monthly_report"])
     assert monthly_report.group_names_by_key[monthly_report.key] == "reports"

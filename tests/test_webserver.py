@@ -130,6 +130,7 @@ def ui(tmp_path):
         "DAGSTER_HOME": str(home),
         "NEXCART_DATA_DIR": str(raw),
         "NEXCART_WAREHOUSE": str(tmp_path / "warehouse" / "nexcart.duckdb"),
+        "NEXCART_OUTPUT_DIR": str(tmp_path),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
     server = DagsterDev(tmp_path, env)

@@ -21,6 +21,7 @@ from dagster import (
 )
 
 from orchestration.partitions import monthly_partitions
+from orchestration.quality.gx_project import QualityPaths
 from orchestration.quality.holds import held_metadata, hold_back_failed_months
 from orchestration.reporting import render_index, render_month_report
 from orchestration.reporting.data import MARTS
@@ -31,14 +32,6 @@ from orchestration.settings import load_settings
 REPORT_MARTS = list(MARTS)  # monthly_revenue, ..., cohort_retention (the marts the report reads)
 
 
-def reports_dir(warehouse: Path) -> Path:
-    """data/reports beside the warehouse's data/ folder (data/warehouse/nexcart.duckdb -> data/reports)."""
-    return Path(warehouse).resolve().parent.parent / "reports"
-
-
-def quality_docs_index(warehouse: Path) -> Path:
-    """The data-quality docs' landing page (data/docs/quality/index.html), linked when it exists."""
-    return Path(warehouse).resolve().parent.parent / "docs" / "quality" / "index.html"
 
 
 def build_monthly_report(partitions_def: MonthlyPartitionsDefinition = monthly_partitions) -> AssetsDefinition:
@@ -64,9 +57,8 @@ def build_monthly_report(partitions_def: MonthlyPartitionsDefinition = monthly_p
     )
     def monthly_report(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         settings = load_settings()
-        warehouse_path = Path(warehouse.published_path)
-        out_dir = reports_dir(warehouse_path)
-        docs = quality_docs_index(warehouse_path)
+        out_dir = settings.reports_dir
+        docs = QualityPaths.from_settings().site_dir / "index.html"
         held = hold_back_failed_months(context, warehouse)
         months = sorted(m for m in context.partition_keys if m not in held)
         per_month: dict[str, dict[str, MetadataValue]] = {}

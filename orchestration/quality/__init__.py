@@ -57,7 +57,7 @@ def validate_gate(warehouse_path: str | Path, gate_id: str, month: str | None = 
     con = connect_with_retry(Path(warehouse_path), read_only=True)
     try:
         return run_gate(con, config.gate(gate_id), month, config=config,
-                        paths=QualityPaths.for_warehouse(warehouse_path))
+                        paths=QualityPaths.from_settings())
     finally:
         con.close()
 

@@ -161,7 +161,7 @@ def build_gate_check(gate: Gate, partitions_def: PartitionsDefinition | None,
     )
     def _gate_check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
         cfg = config or load_config()
-        paths = QualityPaths.for_warehouse(warehouse.path)
+        paths = QualityPaths.from_settings()
         with warehouse.connect(read_only=True) as con:
             months = _run_months(context, gate, con)
             results = run_gate_months(con, gate, months, config=cfg, paths=paths,

@@ -339,11 +339,11 @@ def build_quality_docs(warehouse_path: str | Path, out_dir: str | Path | None = 
                        config: QualityConfig | None = None) -> Path:
     """Build the data-quality docs once (end of a run); returns the landing page's path.
 
-    warehouse_path locates the gates' state (<warehouse dir>/../docs/gx); out_dir defaults to
-    <warehouse dir>/../docs/quality, i.e. data/docs/quality.
+    The gates' state is under the output root (docs/gx); out_dir defaults to docs/quality there,
+    i.e. data/docs/quality.
     """
     config = config or load_config()
-    paths = QualityPaths.for_warehouse(warehouse_path)
+    paths = QualityPaths.from_settings()
     out = Path(out_dir) if out_dir else paths.site_dir
     site = out / GX_SUBDIR
     prune_validation_results(paths, config)
@@ -386,7 +386,7 @@ def serve_docs(port: int = 8000, warehouse_path: str | Path | None = None, out_d
     from orchestration.settings import load_settings
 
     warehouse_path = warehouse_path or load_settings().warehouse
-    out = Path(out_dir) if out_dir else QualityPaths.for_warehouse(warehouse_path).site_dir
+    out = Path(out_dir) if out_dir else QualityPaths.from_settings().site_dir
     if not (out / "index.html").exists():
         build_quality_docs(warehouse_path, out)
     server = make_docs_server(out, port)

@@ -35,14 +35,16 @@ _projects: dict[str, GxProject] = {}
 
 @dataclass(frozen=True)
 class QualityPaths:
-    """Where the gates keep their state, next to the warehouse (like the logs):
-    <warehouse dir>/../docs/gx (GX project) and <warehouse dir>/../docs/quality (the docs)."""
+    """Where the gates keep their state, under the output root (NEXCART_OUTPUT_DIR, default data/):
+    docs/gx (the GX project) and docs/quality (the docs people read)."""
 
     docs_root: Path
 
     @classmethod
-    def for_warehouse(cls, warehouse_path: str | Path) -> QualityPaths:
-        return cls(Path(warehouse_path).resolve().parent.parent / "docs")
+    def from_settings(cls) -> QualityPaths:
+        from orchestration.settings import load_settings
+
+        return cls(load_settings().docs_dir)
 
     @property
     def gx_dir(self) -> Path:
