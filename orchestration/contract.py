@@ -10,8 +10,9 @@ import re
 from dataclasses import dataclass
 
 # A monthly drop is named after its month; anything else in a monthly folder is refused.
-MONTH_FILE_RE = re.compile(r"^(?P<month>\d{4}-(0[1-9]|1[0-2]))\.csv(\.gz)?$")
-MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+# \Z, not $: `$` also matches before a final newline, so '2024-01.csv\n' would pass as January.
+MONTH_FILE_RE = re.compile(r"^(?P<month>\d{4}-(0[1-9]|1[0-2]))\.csv(\.gz)?\Z")
+MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])\Z")
 
 
 @dataclass(frozen=True)
