@@ -49,7 +49,7 @@ MISSPELT_CUTOFF = 0.85
 
 CORRECTIONS_DIR = "corrections"
 CORRECTION_BASIS_CHARS = 16  # hex digits of the delivery's sha256 a correction file names
-CORRECTION_FILE_RE = re.compile(r"^(?P<stamp>\d{8}T\d{12}Z)-for-(?P<basis>[0-9a-f]{16})\.csv$")
+CORRECTION_FILE_RE = re.compile(r"^(?P<stamp>\d{8}T\d{12}Z)-for-(?P<basis>[0-9a-f]{16})\.csv\Z")  # \Z: no final newline
 
 # Python's csv module guards against runaway fields at 128 KiB; DuckDB's limit is the one that
 # decides (MAX_LINE_SIZE), so the line mapping must never stop earlier than the reader.
@@ -93,6 +93,7 @@ class IngestResult:
     extra_columns: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     correction_files: list[str] = field(default_factory=list)
+    failed: str | None = None  # why the month's file could not be loaded (it kept its previous rows)
 
 
 @dataclass
@@ -132,6 +133,27 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
         "create table if not exists raw._ingest_log (table_name VARCHAR, _month VARCHAR, "
         "source_file VARCHAR, checksum VARCHAR, rows_loaded BIGINT, lines_rejected BIGINT, "
         "_loaded_at TIMESTAMP)"
+    )
+    # What happened to each (table, month) at its last load: a warehouse built before these
+    # columns existed gets them here (NULL outcome on old rows = loaded).
+    con.execute("alter table raw._ingest_log add column if not exists outcome VARCHAR")
+    con.execute("alter table raw._ingest_log add column if not exists message VARCHAR")
+
+
+# What a load of one (table, month) did, in raw._ingest_log.outcome. The newest rows of a
+# (table, month) are its current state; the raw gates and the marts read them.
+LOADED = "loaded"  # a file was loaded (rows may be 0: a header-only file is an empty drop)
+NOT_DELIVERED = "not_delivered"  # no file for the table and month
+FAILED = "failed"  # the file could not be loaded (or a required one is missing): month held back
+
+
+def log_ingest(con: duckdb.DuckDBPyConnection, table: RawTable, month: str | None, outcome: str, *,
+               source_file: str | None = None, checksum: str | None = None, rows_loaded: int = 0,
+               lines_rejected: int = 0, message: str | None = None) -> None:
+    con.execute(
+        "insert into raw._ingest_log (table_name, _month, source_file, checksum, rows_loaded, lines_rejected, "
+        "_loaded_at, outcome, message) values (?, ?, ?, ?, ?, ?, current_timestamp::timestamp, ?, ?)",
+        [table.name, month, source_file, checksum, rows_loaded, lines_rejected, outcome, message],
     )
 
 
@@ -628,10 +650,8 @@ def publish(con: duckdb.DuckDBPyConnection, table: RawTable, month: str | None, 
                     f"insert into raw.{table.name}_rejected_lines values (?, ?, ?, ?, ?, ?, current_timestamp::timestamp)",
                     [(file.rel, line, month, col, reason, text) for line, col, reason, text in file.rejected_lines],
                 )
-            con.execute(
-                "insert into raw._ingest_log values (?, ?, ?, ?, ?, ?, current_timestamp::timestamp)",
-                [table.name, month, file.rel, file.checksum, file.rows_loaded, len(file.rejected_lines)],
-            )
+            log_ingest(con, table, month, LOADED, source_file=file.rel, checksum=file.checksum,
+                       rows_loaded=file.rows_loaded, lines_rejected=len(file.rejected_lines))
         con.execute("commit")
     except BaseException:
         _rollback(con)
@@ -691,10 +711,11 @@ def ingest_file(
 
 
 def clear_month(con: duckdb.DuckDBPyConnection, table: RawTable, month: str) -> None:
-    """An optional monthly file that is no longer delivered: its month holds no rows."""
+    """A month with no file of this table: it holds no rows (logged as not delivered)."""
     con.execute("begin transaction")
     con.execute(f"delete from raw.{table.name} where _month = ?", [month])
     con.execute(f"delete from raw.{table.name}_rejected_lines where _month = ?", [month])
+    log_ingest(con, table, month, NOT_DELIVERED)
     con.execute("commit")
 
 
@@ -702,21 +723,30 @@ def clear_table(con: duckdb.DuckDBPyConnection, table: RawTable) -> None:
     con.execute("begin transaction")
     con.execute(f"delete from raw.{table.name}")
     con.execute(f"delete from raw.{table.name}_rejected_lines")
+    log_ingest(con, table, None, NOT_DELIVERED)
     con.execute("commit")
+
+
+def month_delivered(data_dir: Path, month: str) -> bool:
+    """Did the month get a file of any monthly table? A month with none is an empty month (the
+    shop sold nothing), not a missing delivery."""
+    return month in discover_months(data_dir)
 
 
 def ingest_month(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, month: str) -> IngestResult:
     """Load one month of a monthly table (its delivery and the corrections made for that
-    delivery); a missing required file is an error for that month."""
+    delivery). A month without a file of this table holds no rows; for a required table that is
+    an error of the month, unless no table was delivered for the month at all (an empty month)."""
     path = monthly_files(data_dir, table).get(month)
     if path is None:
-        if table.required:
+        if table.required and month_delivered(data_dir, month):
             raise IngestError(
-                f"{table.name}/{month}.csv is missing: {table.name} is a required monthly table "
-                f"(looked in {data_dir / table.name})."
+                f"{table.name}/{month}.csv is missing: {table.name} is a required monthly table and "
+                f"other tables were delivered for {month} (looked in {data_dir / table.name})."
             )
         clear_month(con, table, month)
-        return IngestResult(table.name, month, None, notes=[f"no {table.name} file for {month} (optional table)"])
+        what = "optional table" if not table.required else "no file of any table: an empty month"
+        return IngestResult(table.name, month, None, notes=[f"no {table.name} file for {month} ({what})"])
 
     corrections = correction_files(data_dir, table, month)
     with _publishing(con, table, month) as staged:

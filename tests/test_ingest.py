@@ -155,8 +155,36 @@ def test_structural_errors_name_the_file_and_the_problem(con, raw_root, content,
 
 
 def test_missing_required_monthly_file_is_an_error_for_that_month(con, raw_root):
-    with pytest.raises(IngestError, match=r"orders/2024-03\.csv is missing: orders is a required monthly table"):
+    """Order lines delivered for March but no orders file: March cannot be built."""
+    write(raw_root / "order_items/2024-03.csv", "order_id,line_number,product_id,quantity,unit_price\n")
+    with pytest.raises(IngestError, match=r"orders/2024-03\.csv is missing: orders is a required monthly table "
+                                          r"and other tables were delivered for 2024-03"):
         ingest_month(con, ORDERS, raw_root, "2024-03")
+
+
+def test_a_month_with_no_file_of_any_table_is_an_empty_month(con, raw_root):
+    """The shop sold nothing in March (no file of any table): March holds no rows, and the log
+    says every table was not delivered, which is how the marts mark it."""
+    write(raw_root / "orders/2024-02.csv", "order_id,order_ts\nO1,2024-02-05 10:00\n")
+    for table in ("orders", "order_items", "transactions", "inventory_snapshots"):
+        result = ingest_month(con, TABLES[table], raw_root, "2024-03")
+        assert result.rows_loaded == 0 and result.source_file is None
+    assert rows(con, "select table_name, outcome, source_file from raw._ingest_log where _month = '2024-03' "
+                     "order by table_name") == [("inventory_snapshots", "not_delivered", None),
+                                                ("order_items", "not_delivered", None),
+                                                ("orders", "not_delivered", None),
+                                                ("transactions", "not_delivered", None)]
+
+
+def test_the_ingest_log_says_what_each_load_did(con, raw_root):
+    write(raw_root / "orders/2024-01.csv", "order_id,order_ts\nO1,2024-01-05 10:00\nO2,2024-01-06 10:00\n")
+    write(raw_root / "order_items/2024-01.csv", "order_id,line_number,product_id,quantity,unit_price\n")
+    ingest_month(con, ORDERS, raw_root, "2024-01")
+    ingest_month(con, TABLES["order_items"], raw_root, "2024-01")
+    assert rows(con, "select table_name, outcome, rows_loaded, source_file from raw._ingest_log order by 1") == [
+        ("order_items", "loaded", 0, "order_items/2024-01.csv"),  # a header-only file: an empty drop
+        ("orders", "loaded", 2, "orders/2024-01.csv"),
+    ]
 
 
 def test_missing_optional_tables_are_empty_not_errors(con, raw_root):

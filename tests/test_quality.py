@@ -85,8 +85,9 @@ def _insert_raw(con, table: str, columns: list[str], rows: list[tuple], month_of
         )
     for source, last_line in by_file.items():
         month = source.split("/")[1][:7] if "/" in source else None
-        con.execute("insert into raw._ingest_log values (?, ?, ?, 'sha', ?, 0, current_timestamp::timestamp)",
-                    [table, month, source, last_line - 1])
+        con.execute("insert into raw._ingest_log (table_name, _month, source_file, checksum, rows_loaded, "
+                    "lines_rejected, _loaded_at, outcome) values (?, ?, ?, 'sha', ?, 0, current_timestamp::timestamp, "
+                    "'loaded')", [table, month, source, last_line - 1])
 
 
 def build_small_warehouse(path: Path) -> Path:
