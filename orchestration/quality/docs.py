@@ -35,6 +35,15 @@ from orchestration.quality.suites import LAYERS, QualityConfig, load_config
 SITE_NAME = "nexcart_quality"
 GX_SUBDIR = "gx"  # the GX site inside the docs folder; the landing page is the folder's index.html
 VENDOR_DIR = Path(__file__).parent / "static" / "vendor"
+# The GX site is rendered by the views of gx_views.py, which escape every value from the data.
+# A site whose stamp differs was rendered otherwise: the next build renders all of its pages.
+RENDERING = "escaped-values-1"
+RENDERING_STAMP = ".rendering"
+
+
+def _view(class_name: str) -> dict:
+    return {"module_name": "orchestration.quality.gx_views", "class_name": class_name}
+
 
 # Every asset GX 1.24's Data Docs templates load from a CDN -> its vendored copy (same version).
 CDN_ASSETS: dict[str, str] = {
@@ -145,6 +154,9 @@ def _pages_to_render(site: Path, paths: QualityPaths) -> list | None:
     pages = site / "validations"
     if not (site / "index.html").exists() or not pages.exists():
         return None
+    stamp = site / RENDERING_STAMP
+    if not stamp.exists() or stamp.read_text(encoding="utf-8") != RENDERING:
+        return None  # pages rendered by an older view (e.g. with unescaped values) are rendered again
     new = []
     for result in paths.validations_dir.rglob("*.json"):
         relative = result.relative_to(paths.validations_dir)
@@ -353,13 +365,16 @@ def build_quality_docs(warehouse_path: str | Path, out_dir: str | Path | None = 
         "class_name": "SiteBuilder",
         "show_how_to_buttons": False,
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site.resolve())},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "view": _view("EscapingIndexPageView")},
+        "site_section_builders": {section: {"view": _view("EscapingPageView")}
+                                  for section in ("expectations", "validations", "profiling")},
     }
     sites = project.context.variables.data_docs_sites or {}
     if sites != {SITE_NAME: site_config}:
         project.context.variables.data_docs_sites = {SITE_NAME: site_config}
         project.context.variables.save()
     project.context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=_pages_to_render(site, paths))
+    (site / RENDERING_STAMP).write_text(RENDERING, encoding="utf-8")
     _remove_stale_pages(site, paths)  # pages of pruned results
     unknown = make_offline(site)
     if unknown:
