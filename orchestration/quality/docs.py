@@ -384,14 +384,34 @@ def build_quality_docs(warehouse_path: str | Path, out_dir: str | Path | None = 
     return write_landing_page(out, config, load_results(paths))
 
 
+class DocsRequestHandler(SimpleHTTPRequestHandler):
+    """Serves the files of the docs folder, and nothing else: a folder is its index.html (or 404),
+    never a listing; a path that leads outside the folder (a symlink) is 404 too."""
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass
+
+    def send_head(self):
+        root = Path(self.directory).resolve()
+        path = Path(self.translate_path(self.path))
+        target = path / "index.html" if path.is_dir() else path
+        try:
+            resolved = target.resolve(strict=True)
+        except (OSError, RuntimeError):
+            resolved = None
+        if resolved is None or not resolved.is_relative_to(root) or not resolved.is_file():
+            self.send_error(404, "File not found")
+            return None
+        return super().send_head()  # a folder without a trailing slash is redirected to it
+
+    def list_directory(self, path):
+        self.send_error(404, "File not found")
+        return None
+
+
 def make_docs_server(directory: str | Path, port: int = 8000) -> ThreadingHTTPServer:
     """An HTTP server of the docs folder on 127.0.0.1 (port 0: any free port)."""
-
-    class QuietHandler(SimpleHTTPRequestHandler):
-        def log_message(self, format, *args):  # noqa: A002 - the base class's name
-            pass
-
-    return ThreadingHTTPServer(("127.0.0.1", port), partial(QuietHandler, directory=str(directory)))
+    return ThreadingHTTPServer(("127.0.0.1", port), partial(DocsRequestHandler, directory=str(directory)))
 
 
 def serve_docs(port: int = 8000, warehouse_path: str | Path | None = None, out_dir: str | Path | None = None,
