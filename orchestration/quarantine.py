@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import os
+import stat
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +46,23 @@ from orchestration.settings import load_settings
 # notes are for the person fixing the rows and are dropped on replay.
 LINEAGE_COLUMNS = ("source_file", "source_line")
 NOTE_COLUMNS = ("quarantine_column", "quarantine_reason", "raw_line")
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection). The export
+# prefixes such a cell with a single quote, as OWASP advises, and so also a cell that already
+# starts with quotes followed by one of them ('=x is written ''=x); replay removes exactly one
+# leading quote from a cell of that shape, so export -> replay gives every value back as it was.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_cell(value: object) -> str:
+    """A cell as the export writes it: "'" + value if a spreadsheet could read it as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.lstrip("'").startswith(FORMULA_TRIGGERS) else text
+
+
+def restore_cell(value: str) -> str:
+    """The value of a cell the export neutralised (the inverse of neutralise_cell)."""
+    return value[1:] if value.startswith("'") and value.lstrip("'").startswith(FORMULA_TRIGGERS) else value
 
 
 class QuarantineError(Exception):
@@ -153,8 +171,9 @@ def export_quarantine(con: duckdb.DuckDBPyConnection, table: RawTable, month: st
         writer = csv.writer(stream, lineterminator="\n")
         writer.writerow([*table.columns, *LINEAGE_COLUMNS, *NOTE_COLUMNS])
         for source_file, source_line, column, reason, record, stage in rows:
-            writer.writerow([*_contract_values(table, record, stage), source_file, source_line,
-                             column or "", reason, record if stage == "ingest" else ""])
+            cells = [*_contract_values(table, record, stage), source_file, source_line,
+                     column or "", reason, record if stage == "ingest" else ""]
+            writer.writerow([neutralise_cell(cell) for cell in cells])
     return len(rows)
 
 
@@ -181,9 +200,25 @@ def _origin(source_file: str) -> tuple[str, str] | None:
     return None
 
 
+def _check_regular_file(path: Path) -> None:
+    """Replay reads a file: a FIFO, a device (/dev/zero) or a folder would block it or never end."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise QuarantineError(f"{path}: no such file.") from None
+    except OSError as exc:
+        raise QuarantineError(f"{path}: cannot be read ({exc.strerror}).") from exc
+    if stat.S_ISREG(mode):
+        return
+    kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file")
+    raise QuarantineError(f"{path} is {kind}: replay reads a regular CSV file (an edited export).")
+
+
 def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """Header and (line, fields) of every non-empty record of the user's file, each with as many
-    fields as the header."""
+    fields as the header; a cell the export neutralised as a formula gets its value back."""
     with open(path, encoding="utf-8-sig", newline="") as stream:
         reader = csv.reader(stream, delimiter=delimiter, strict=True)
         header = [name.strip().lower() for name in next(reader)]
@@ -194,7 +229,7 @@ def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[tuple[int, l
                     if len(fields) != len(header):
                         raise QuarantineError(
                             f"{path}, line {line}: {len(fields)} fields where the header has {len(header)}.")
-                    rows.append((line, fields))
+                    rows.append((line, [restore_cell(value) for value in fields]))
                 line = reader.line_num + 1
         except csv.Error as exc:
             raise QuarantineError(f"{path}, line {reader.line_num}: not valid CSV ({exc}).") from exc
@@ -256,6 +291,7 @@ def replay_correction(data_dir: Path, path: Path, table: str | None = None, mont
                       now: datetime | None = None) -> ReplayResult:
     """Validate the corrected CSV at `path` and store it as a correction of its month's current
     delivery; the month's next ingest loads it."""
+    _check_regular_file(path)
     try:
         scan = scan_file(path, str(path))
     except IngestError as exc:
