@@ -100,3 +100,12 @@
       and {{ extra_condition }}
       {%- endif %}
 {%- endmacro %}
+
+{#- The price_outlier rule, in one place: a unit price more than 10x, or less than 1/10, of the
+    product's list_price (products with a list_price > 0 only; an unknown price is no outlier).
+    quality.issues flags such lines price_outlier; int_order_lines carries it as is_price_outlier,
+    so the marts can show the revenue of flagged lines (monthly_revenue.flagged_revenue). -#}
+{% macro is_price_outlier(unit_price, list_price) -%}
+    coalesce({{ list_price }} > 0
+             and ({{ unit_price }} > 10 * {{ list_price }} or {{ unit_price }} * 10 < {{ list_price }}), false)
+{%- endmacro %}

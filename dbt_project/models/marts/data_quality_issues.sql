@@ -44,7 +44,7 @@ classified as (
             -- a required value is missing
             when reason like 'missing%' then 'completeness'
             -- values present and well formed, but impossible for the business
-            when reason in ('non_positive_quantity', 'non_positive_price', 'bad_discount') then 'accuracy'
+            when reason in ('non_positive_quantity', 'non_positive_price', 'bad_discount', 'negative_amount') then 'accuracy'
             -- values far from the norm (kept, flagged)
             when reason in ('price_outlier') then 'anomaly'
             -- records that disagree with other records or with their partition

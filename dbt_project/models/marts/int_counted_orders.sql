@@ -1,5 +1,6 @@
 {#- Ephemeral: one row per counted order (metrics.md: not cancelled, at least one valid line),
-    summed from int_order_lines, with the customer's first counted order month
+    summed from int_order_lines (flagged_revenue: the revenue of its lines flagged price_outlier,
+    NULL when none), with the customer's first counted order month
     (NULL for a guest order). Exact DECIMAL(38,4) amounts; the marts round at the end. -#}
 {{ config(materialized='ephemeral') }}
 
@@ -18,7 +19,8 @@ with orders as (
         {{ money_sum('line_revenue') }} as gross_revenue,
         {{ money_sum('discount_amount') }} as discounts,
         {{ money_sum('line_cogs') }} as cogs,
-        {{ money_sum('case when line_cogs is not null then line_revenue end') }} as costed_revenue
+        {{ money_sum('case when line_cogs is not null then line_revenue end') }} as costed_revenue,
+        {{ money_sum('case when is_price_outlier then line_revenue end') }} as flagged_revenue
     from {{ ref('int_order_lines') }}
     where is_counted
     group by order_id, customer_id, channel_id, order_ts, order_date, month, country, region

@@ -11,7 +11,10 @@
     - geography: ship_country / ship_region, else the customer's country / region, else 'Unknown'
       (each column on its own).
     - category: the product's category, 'Unknown' when the product or its category is unknown.
-    - line_cogs: quantity * unit_cost, NULL when the product has no unit_cost. -#}
+    - line_cogs: quantity * unit_cost, NULL when the product has no unit_cost.
+    - is_price_outlier: the line is flagged price_outlier in quality.issues (unit_price more than
+      10x, or less than 1/10, of the product's list_price; macro is_price_outlier). Still a valid
+      line, counted in revenue; monthly_revenue shows its revenue as flagged_revenue. -#}
 {{ config(materialized='ephemeral') }}
 
 with items as (
@@ -23,7 +26,7 @@ orders as (
 ),
 
 products as (
-    select product_id, product_name, category, unit_cost from {{ ref('products') }}
+    select product_id, product_name, category, unit_cost, list_price from {{ ref('products') }}
 ),
 
 customers as (
@@ -52,7 +55,8 @@ select
     i.line_revenue,
     p.unit_cost,
     case when p.unit_cost is not null
-         then cast(i.quantity * p.unit_cost as decimal(18,4)) end as line_cogs
+         then cast(i.quantity * p.unit_cost as decimal(18,4)) end as line_cogs,
+    {{ is_price_outlier('i.unit_price', 'p.list_price') }} as is_price_outlier
 from items i
 left join orders o on o.order_id = i.order_id
 left join products p on p.product_id = i.product_id

@@ -1,5 +1,7 @@
 {#- One row per month of the data range (int_months), zeros for a month without counted orders.
-    Computed over the whole clean history (growth, new vs returning), output for the run's window. -#}
+    Computed over the whole clean history (growth, new vs returning), output for the run's window.
+    data_delivered (int_month_deliveries) is false for an empty month: nothing was delivered.
+    flagged_revenue: revenue of the counted lines flagged price_outlier (int_counted_orders). -#}
 {{ monthly_table_config('month', is_date=true) }}
 
 with months as (
@@ -19,6 +21,7 @@ sales as (
         {{ money_sum('discounts') }} as discounts,
         {{ money_sum('cogs') }} as cogs,
         {{ money_sum('costed_revenue') }} as costed_revenue,
+        {{ money_sum('flagged_revenue') }} as flagged_revenue,
         count(distinct case when first_order_month = month then customer_id end) as new_customers,
         count(distinct case when first_order_month < month then customer_id end) as returning_customers
     from orders
@@ -42,11 +45,14 @@ monthly as (
         coalesce(r.refunds, 0) as refunds,
         s.cogs,
         s.costed_revenue,
+        coalesce(s.flagged_revenue, 0) as flagged_revenue,
+        coalesce(d.data_delivered, false) as data_delivered,
         coalesce(s.new_customers, 0) as new_customers,
         coalesce(s.returning_customers, 0) as returning_customers
     from months m
     left join sales s on s.month = m.month
     left join refunds r on r.month = m.month
+    left join {{ ref('int_month_deliveries') }} d on d.month = m.month
 ),
 
 with_growth as (
@@ -75,6 +81,9 @@ select
     cast(new_customers as bigint) as new_customers,
     cast(returning_customers as bigint) as returning_customers,
     {{ safe_ratio('gross_revenue - previous_month_gross', 'previous_month_gross') }} as mom_growth,
-    {{ safe_ratio('gross_revenue - previous_year_gross', 'previous_year_gross') }} as yoy_growth
+    {{ safe_ratio('gross_revenue - previous_year_gross', 'previous_year_gross') }} as yoy_growth,
+    {{ money_round('flagged_revenue') }} as flagged_revenue,
+    {{ safe_ratio('flagged_revenue', 'gross_revenue') }} as flagged_revenue_share,
+    data_delivered
 from with_growth
 where {{ in_month_date_window('month') }}

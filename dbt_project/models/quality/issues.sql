@@ -8,7 +8,8 @@
 --   invalid_email / invalid_phone: not well formed (clean.customers flags).
 --   unknown_status: order status missing or not in the contract's list, counted as 'placed'.
 --   non_canonical_value: a categorical value that needed normalising.
---   price_outlier: unit_price more than 10x, or less than 1/10, of the product's list_price.
+--   price_outlier: unit_price more than 10x, or less than 1/10, of the product's list_price
+--     (macro is_price_outlier, shared with the marts' flagged revenue).
 -- A full rebuild every run (all months), so it always matches the clean layer.
 
 {%- set order_statuses = contract_values('order_status') | join(', ') %}
@@ -156,8 +157,7 @@ price_outliers as (
     from {{ ref('order_items') }} as items
     inner join {{ ref('products') }} as products
         on products.product_id = items.product_id
-    where products.list_price > 0
-      and (items.unit_price > 10 * products.list_price or items.unit_price * 10 < products.list_price)
+    where {{ is_price_outlier('items.unit_price', 'products.list_price') }}
 )
 
 select * from duplicates

@@ -7,6 +7,8 @@
 --     transaction of unknown kind has no direction and one of unknown status cannot be counted
 --     as succeeded or failed, so it is quarantined (unknown_value) rather than guessed.
 --   * payment_method is free text, normalised to lower snake case ('Credit Card' -> credit_card).
+--   * amount >= 0: the kind gives the direction, and 0 is a valid amount (a fully discounted
+--     order, a voucher); a negative amount is quarantined (negative_amount), never counted.
 --   * *_raw keep the delivered categorical values; is_non_canonical says one needed normalising.
 --   * transaction_ts with a UTC offset is converted to store-local time, and its local month must
 --     be the month of the file (outside_file_month otherwise).
@@ -17,6 +19,7 @@
     ('transaction_ts_text is null', 'missing_required_value', 'transaction_ts'),
     ('transaction_ts is null', unparsable_reason('timestamp'), 'transaction_ts'),
     ('amount_text is not null and amount is null', unparsable_reason('decimal'), 'amount'),
+    ('amount < 0', 'negative_amount', 'amount'),
     ('kind not in ' ~ sql_list(contract_values('transaction_kind')),
         'unknown_value: expected one of ' ~ contract_values('transaction_kind') | join(', '), 'kind'),
     ('status not in ' ~ sql_list(contract_values('transaction_status')),
