@@ -275,7 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Write every table of the raw data contract, deterministic for a seed.")
     gen.add_argument("--orders", type=int, default=50_000, help="number of orders (default 50000)")
     gen.add_argument("--months", type=int, default=24, help="number of months (default 24)")
-    gen.add_argument("--start-month", type=_month, default="2024-01", help="first month, YYYY-MM (default 2024-01)")
+    gen.add_argument("--start-month", type=_month, default=None,
+                     help="first month, YYYY-MM (default: the --months months ending with the last complete "
+                     "month before today, in the store's time zone NEXCART_TIMEZONE)")
     gen.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     gen.add_argument("--defect-rate", type=float, default=0.03,
                      help="share of rows with an injected data-quality defect (default 0.03; 0 = clean)")

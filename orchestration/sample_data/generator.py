@@ -16,13 +16,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from numpy.dtypes import StringDType
 
 from orchestration.contract import MONTH_FILE_RE, MONTH_RE, TABLES
+from orchestration.settings import load_settings
 
 TEXT = StringDType()
 DAY = 86_400
@@ -246,21 +249,31 @@ COUPON_SHARE = 0.06
 COUPON_PERCENT = np.array((5, 10, 15, 20))
 EXPRESS_SHARE = 0.08
 
-PAYMENT_METHODS = ("credit_card", "debit_card", "paypal", "apple_pay", "bank_transfer", "gift_card")
+# 'voucher' only pays the fully discounted orders (see VOUCHER_SHARE); no buyer picks it otherwise.
+PAYMENT_METHODS = ("credit_card", "debit_card", "paypal", "apple_pay", "bank_transfer", "gift_card", "voucher")
 BANK_TRANSFER = PAYMENT_METHODS.index("bank_transfer")
-PAYMENT_FAILURE_RATE = np.array((0.045, 0.06, 0.02, 0.012, 0.03, 0.09))
-CHARGEBACK_RATE = np.array((0.004, 0.0015, 0.001, 0.0008, 0.0, 0.0))
+ZERO_VALUE_METHODS = np.array([PAYMENT_METHODS.index("gift_card"), PAYMENT_METHODS.index("voucher")])
+PAYMENT_FAILURE_RATE = np.array((0.045, 0.06, 0.02, 0.012, 0.03, 0.09, 0.0))
+CHARGEBACK_RATE = np.array((0.004, 0.0015, 0.001, 0.0008, 0.0, 0.0, 0.0))
 PAYMENT_MIX = np.array((  # method shares per payment group (see _payment_group)
-    (0.40, 0.16, 0.22, 0.13, 0.03, 0.06),  # web, social, phone
-    (0.22, 0.10, 0.38, 0.08, 0.17, 0.05),  # web, social, phone in Germany
-    (0.30, 0.12, 0.20, 0.30, 0.02, 0.06),  # mobile app
-    (0.62, 0.22, 0.00, 0.00, 0.00, 0.16),  # marketplace
-    (0.50, 0.32, 0.00, 0.15, 0.00, 0.03),  # store till
+    (0.40, 0.16, 0.22, 0.13, 0.03, 0.06, 0.0),  # web, social, phone
+    (0.22, 0.10, 0.38, 0.08, 0.17, 0.05, 0.0),  # web, social, phone in Germany
+    (0.30, 0.12, 0.20, 0.30, 0.02, 0.06, 0.0),  # mobile app
+    (0.62, 0.22, 0.00, 0.00, 0.00, 0.16, 0.0),  # marketplace
+    (0.50, 0.32, 0.00, 0.15, 0.00, 0.03, 0.0),  # store till
 ))
 CANCEL_SHARE = 0.035
 RETURN_SHARE, APPAREL_RETURN_EXTRA = 0.05, 0.07
 RETURN_WINDOW_DAYS = 30
 PARTIAL_REFUND_SHARE = 0.4
+
+# Real-world shape (not defects: present at every defect rate, and valid by the contract).
+# A seasonal shop closes for one month strictly inside the window: no monthly file at all.
+# Orders abandoned at checkout: cancelled before any line was added (no lines, no payment).
+ABANDONED_SHARE = 0.0005
+# Orders paid in full by a voucher or gift card: every line discounted to 0, one payment of 0.00.
+# About 1 in 10,000 payments, so a sample of a few thousand orders usually has none.
+VOUCHER_SHARE = 0.0001
 
 STATUSES = ("placed", "paid", "shipped", "delivered", "completed", "cancelled", "returned")
 PLACED, PAID, SHIPPED, DELIVERED, COMPLETED, CANCELLED, RETURNED = range(len(STATUSES))
@@ -274,12 +287,13 @@ REORDER_COVER_DAYS = 28
 RESERVED_SHARE = 0.2  # of the day's units still waiting to be picked at snapshot time
 
 # ----------------------------------------------------------------------------------------------
-# Which defects each table carries. Each kind gets an equal share of the table's defective rows.
+# Which defects each table carries. Each kind gets an equal share of the table's defective rows,
+# times its weight in DEFECT_WEIGHT (default 1).
 # ----------------------------------------------------------------------------------------------
 
 DEFECT_KINDS: dict[str, tuple[str, ...]] = {
     "orders": ("duplicate", "conflicting_duplicate", "unparsable_row", "unparsable_value",
-               "missing_value", "orphan_customer", "non_canonical_value"),
+               "missing_value", "orphan_customer", "non_canonical_value", "unknown_status"),
     "order_items": ("duplicate", "conflicting_duplicate", "unparsable_row", "unparsable_value",
                     "missing_value", "orphan_order_item", "non_positive_quantity",
                     "non_positive_price", "price_outlier"),
@@ -289,6 +303,14 @@ DEFECT_KINDS: dict[str, tuple[str, ...]] = {
     "products": ("duplicate", "conflicting_duplicate"),
     "channels": ("non_canonical_value",),
 }
+# Rarer kinds: a status outside the contract's list is a few orders of a shop-system migration; a
+# price outlier is the price of a case (12 or 24 units) keyed as the unit price of a cheap
+# product, which real exports show now and then, far too rarely to move a month's revenue.
+DEFECT_WEIGHT = {"unknown_status": 0.25, "price_outlier": 0.1}
+UNKNOWN_STATUSES = ("on_hold", "awaiting_payment", "backordered")
+CASE_SIZES = (12, 24)
+CHEAP_PRODUCT_QUANTILE = 0.05  # price outliers hit the cheapest twentieth of the catalogue...
+OUTLIER_MAX_QUANTITY = 1  # ...on lines of one unit
 ALL_DEFECT_KINDS = tuple(dict.fromkeys(kind for kinds in DEFECT_KINDS.values() for kind in kinds))
 DEFECT_CODE = {kind: code for code, kind in enumerate(ALL_DEFECT_KINDS)}
 # An order row with these defects is quarantined by the pipeline, so it is given no lines and no
@@ -300,6 +322,13 @@ MISSING_VALUE_COLUMNS = {"orders": ("order_ts",), "order_items": ("product_id", 
 NON_CANONICAL_COLUMNS = {
     "orders": ("status",), "channels": ("channel_type",), "transactions": ("payment_method", "kind"),
 }
+
+# The real-world cases, listed in REAL_WORLD_FILE with the ground truth's columns ('kind' = case):
+# the empty month (a row with only the month), the abandoned orders, the zero-value payments and
+# their orders' fully discounted lines.
+REAL_WORLD_FILE = "_ground_truth/real_world.csv"
+REAL_WORLD_CASES = ("empty_month", "cancelled_without_lines", "zero_value_payment", "fully_discounted_line")
+CASE_CODE = {case: code for code, case in enumerate(REAL_WORLD_CASES)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -412,9 +441,10 @@ class Calendar:
     day_month: np.ndarray  # per day: index of its simulated month
     day_of_month: np.ndarray  # per day: 1..31
     weekday: np.ndarray  # per day: 0 = Monday
+    closed_month: int = -1  # index of the month the shop is closed (no orders, no files); -1 = none
 
     @classmethod
-    def build(cls, start_month: str, months: int) -> Calendar:
+    def build(cls, start_month: str, months: int, closed_month: int = -1) -> Calendar:
         first = np.datetime64(start_month, "M")
         month_starts = np.arange(first, first + months + 1)
         days = np.arange(month_starts[0].astype("datetime64[D]"), month_starts[-1].astype("datetime64[D]"))
@@ -427,6 +457,7 @@ class Calendar:
             day_month=(days.astype("datetime64[M]") - first).astype(np.int64),
             day_of_month=(days - days.astype("datetime64[M]")).astype(np.int64) + 1,
             weekday=(epoch_days + 3) % 7,  # 1970-01-01 was a Thursday
+            closed_month=closed_month,
         )
 
     @property
@@ -440,6 +471,16 @@ class Calendar:
 
     def month_of(self, epoch_seconds: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.month_start_seconds, epoch_seconds, side="right") - 1
+
+    def postpone_past_closure(self, start_seconds: np.ndarray, after: np.ndarray) -> np.ndarray:
+        """Seconds after start of a step that the shop takes (payment, shipping, refund), moved to
+        the reopening when it would fall in the closed month. Later steps are computed from the
+        postponed ones, so every order's events keep their order."""
+        if self.closed_month < 0:
+            return after
+        closed, reopening = self.month_start_seconds[self.closed_month:self.closed_month + 2]
+        at = start_seconds + after
+        return np.where((at >= closed) & (at < reopening), reopening - start_seconds, after)
 
     def traffic_weights(self) -> np.ndarray:
         """Relative order volume per day: growth, Q4 season, weekday, Black Friday and holidays."""
@@ -456,6 +497,7 @@ class Calendar:
         weights[cyber_monday[cyber_monday < weights.size]] *= CYBER_MONDAY_LIFT
         for (month, day), lift in HOLIDAY_LIFT.items():
             weights[(month_of_year == month - 1) & (day_of_month == day)] *= lift
+        weights[self.day_month == self.closed_month] = 0.0
         return weights
 
     def promo_share(self) -> np.ndarray:
@@ -601,6 +643,8 @@ class Orders:
     customer: np.ndarray  # -1 = guest
     city: np.ndarray  # ship-to city, -1 = none (store sale)
     has_lines: np.ndarray
+    abandoned: np.ndarray | None = None  # cancelled at checkout, before any line was added
+    voucher: np.ndarray | None = None  # paid in full by a voucher: lines discounted to 0
     status: np.ndarray | None = None
     shipping_cents: np.ndarray | None = None
 
@@ -631,7 +675,31 @@ def _place_orders(rng: np.random.Generator, calendar: Calendar, count: int) -> O
     seconds = calendar.epoch_days[day] * DAY + hour * HOUR + rng.integers(0, HOUR, count)
     order = np.argsort(seconds, kind="stable")
     return Orders(seconds=seconds[order], day=day[order], month=month[order], channel=channel[order],
-                  customer=np.full(count, -1), city=np.full(count, -1), has_lines=np.ones(count, dtype=bool))
+                  customer=np.full(count, -1), city=np.full(count, -1), has_lines=np.ones(count, dtype=bool),
+                  abandoned=np.zeros(count, dtype=bool), voucher=np.zeros(count, dtype=bool))
+
+
+def _abandon_checkouts(rng: np.random.Generator, orders: Orders) -> None:
+    """A few online orders are cancelled before a line was added: they get no lines (so no
+    payment), status cancelled and no shipping. The flagship store's till cannot do that."""
+    candidates = np.flatnonzero(orders.has_lines & (orders.channel != RETAIL))
+    count = min(round(ABANDONED_SHARE * orders.seconds.size), candidates.size)
+    abandoned = rng.choice(candidates, size=count, replace=False)
+    orders.abandoned[abandoned] = True
+    orders.has_lines[abandoned] = False
+
+
+def _pay_by_voucher(rng: np.random.Generator, orders: Orders, lines: OrderLines, calendar: Calendar) -> OrderLines:
+    """Pick the orders paid in full by a voucher and discount each of their lines to 0 (discount =
+    quantity * unit_price, which the contract allows). Only orders placed before the last month:
+    their payment is confirmed by the export, so each has one succeeded payment of 0.00."""
+    before_last_month = orders.seconds < calendar.month_start_seconds[-2]
+    candidates = np.flatnonzero(orders.has_lines & before_last_month)
+    count = min(round(VOUCHER_SHARE * orders.seconds.size), candidates.size)
+    orders.voucher[rng.choice(candidates, size=count, replace=False)] = True
+    on_voucher = orders.voucher[lines.order]
+    discount = np.where(on_voucher, lines.quantity * lines.unit_cents, lines.discount_cents)
+    return replace(lines, discount_cents=discount)
 
 
 def _assign_customers(rng: np.random.Generator, orders: Orders, customers: Customers,
@@ -715,30 +783,37 @@ def _fulfil_orders(rng: np.random.Generator, orders: Orders, lines: OrderLines, 
     flat_rate = np.array([SHIPPING_RATE[c] for c in COUNTRIES])[country]
     free_from = np.array([FREE_SHIPPING_FROM[c] for c in COUNTRIES])[country]
     express = rng.random(count) < EXPRESS_SHARE
-    orders.shipping_cents = np.select([store, express, subtotal >= free_from], [0, 2 * flat_rate + 500, 0], flat_rate)
+    # Abandoned orders ship nothing; a voucher order ships free (its payment is 0.00 in all).
+    orders.shipping_cents = np.select([store | orders.abandoned | orders.voucher, express, subtotal >= free_from],
+                                      [0, 2 * flat_rate + 500, 0], flat_rate)
     total = subtotal + orders.shipping_cents
 
     method = _draw_by_group(rng, _payment_group(orders), PAYMENT_MIX)
+    voucher_method = ZERO_VALUE_METHODS[rng.integers(ZERO_VALUE_METHODS.size, size=count)]
+    method = np.where(orders.voucher, voucher_method, method)
     age = calendar.end_seconds - orders.seconds
     confirm = np.where(method == BANK_TRANSFER, _uniform_seconds(rng, 2 * HOUR, 3 * DAY, count),
                        _uniform_seconds(rng, 3, 90, count))
-    failed_first = rng.random(count) < PAYMENT_FAILURE_RATE[method]
-    fail_after = _uniform_seconds(rng, 2, 60, count)
+    failed_first = (rng.random(count) < PAYMENT_FAILURE_RATE[method]) & ~orders.voucher
+    # Every step the shop takes is postponed to the reopening when it falls in the closed month.
+    postpone = lambda after: calendar.postpone_past_closure(orders.seconds, after)  # noqa: E731
+    fail_after = postpone(_uniform_seconds(rng, 2, 60, count))
     retry_gap = _uniform_seconds(rng, 60, 1200, count)
-    paid_after = confirm + np.where(failed_first, fail_after + retry_gap, 0)
+    paid_after = postpone(confirm + np.where(failed_first, fail_after + retry_gap, 0))
 
     transit_min, transit_max = (np.array([TRANSIT_DAYS[c][i] for c in COUNTRIES])[country] * DAY for i in (0, 1))
-    shipped_after = paid_after + np.where(store, 0, _uniform_seconds(rng, 0.3 * DAY, 2.5 * DAY, count))
-    delivered_after = shipped_after + np.where(store, 0, _uniform_seconds(rng, transit_min, transit_max, count))
-    completed_after = delivered_after + np.where(store, 0, RETURN_WINDOW_DAYS * DAY)
+    shipped_after = postpone(paid_after + np.where(store, 0, _uniform_seconds(rng, 0.3 * DAY, 2.5 * DAY, count)))
+    transit = _uniform_seconds(rng, transit_min, transit_max, count)
+    delivered_after = postpone(shipped_after + np.where(store, 0, transit))
+    completed_after = postpone(delivered_after + np.where(store, 0, RETURN_WINDOW_DAYS * DAY))
     status = np.select(
         [age > completed_after, age > delivered_after, age > shipped_after, age > paid_after],
         [COMPLETED, DELIVERED, SHIPPED, PAID], PLACED,
     )
     has_apparel = np.bincount(lines.order, weights=catalogue.category[lines.product] == APPAREL, minlength=count) > 0
-    returns = ~store & (rng.random(count) < RETURN_SHARE + APPAREL_RETURN_EXTRA * has_apparel)
-    refund_after = delivered_after + _uniform_seconds(rng, 3 * DAY, 30 * DAY, count)  # inside the window
-    cancelled = ~store & (rng.random(count) < CANCEL_SHARE)
+    returns = ~store & ~orders.voucher & (rng.random(count) < RETURN_SHARE + APPAREL_RETURN_EXTRA * has_apparel)
+    refund_after = postpone(delivered_after + _uniform_seconds(rng, 3 * DAY, 30 * DAY, count))  # inside the window
+    cancelled = (~store & ~orders.voucher & (rng.random(count) < CANCEL_SHARE)) | orders.abandoned
     returned = returns & ~cancelled & (age > refund_after) & orders.has_lines
     status[returned] = RETURNED
     status[cancelled] = CANCELLED
@@ -747,7 +822,7 @@ def _fulfil_orders(rng: np.random.Generator, orders: Orders, lines: OrderLines, 
     first_line_cents = np.zeros(count, dtype=np.int64)
     first_line_cents[lines.order[lines.line_number == 1]] = lines.revenue_cents[lines.line_number == 1]
     partial = (rng.random(count) < PARTIAL_REFUND_SHARE) & (np.bincount(lines.order, minlength=count) > 1)
-    chargeback_after = paid_after + _uniform_seconds(rng, 20 * DAY, 75 * DAY, count)
+    chargeback_after = postpone(paid_after + _uniform_seconds(rng, 20 * DAY, 75 * DAY, count))
     chargeback = ((rng.random(count) < CHARGEBACK_RATE[method]) & (status != CANCELLED) & (status != RETURNED)
                   & (age > chargeback_after) & orders.has_lines)
     return Payments(
@@ -852,10 +927,15 @@ def _simulate_inventory(rng: np.random.Generator, orders: Orders, lines: OrderLi
     incoming = np.zeros(shape[1:], np.int64)
     reorder_point, order_quantity = _replenishment_plan(cumulative, 0)
     on_hand = reorder_point + order_quantity  # the sample starts with full shelves
-    month_starts = set((np.flatnonzero(np.diff(calendar.day_month) != 0) + 1).tolist())
+    month_first_days = np.r_[0, np.flatnonzero(np.diff(calendar.day_month) != 0) + 1]
+    month_starts = set(month_first_days[1:].tolist())
+    # The month after the closure is planned from the four weeks before it, not from its zero sales.
+    plan_from = dict(zip(month_starts, month_starts))
+    if 0 < calendar.closed_month < month_first_days.size - 1:
+        plan_from[int(month_first_days[calendar.closed_month + 1])] = int(month_first_days[calendar.closed_month])
     for day in range(days):
         if day in month_starts:
-            reorder_point, order_quantity = _replenishment_plan(cumulative, day)
+            reorder_point, order_quantity = _replenishment_plan(cumulative, plan_from[day])
         arriving = arrival_day == day
         on_hand += np.where(arriving, incoming, 0)
         arrival_day[arriving] = -1
@@ -868,8 +948,10 @@ def _simulate_inventory(rng: np.random.Generator, orders: Orders, lines: OrderLi
     # Units sold today but not yet picked are still on the shelf, and reserved.
     reserved = rng.binomial(sold_history, RESERVED_SHARE)
     day_index, product_slot, warehouse = np.indices(shape).reshape(3, -1)
-    return Inventory(day_index, stocked[product_slot], warehouse, (on_hand_history + reserved).ravel(),
-                     reserved.ravel(), reorder_history.ravel())
+    open_days = calendar.day_month[day_index] != calendar.closed_month  # a closed shop sends no snapshots
+    return Inventory(day_index[open_days], stocked[product_slot[open_days]], warehouse[open_days],
+                     (on_hand_history + reserved).ravel()[open_days], reserved.ravel()[open_days],
+                     reorder_history.ravel()[open_days])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -886,6 +968,7 @@ class TableDraft:
     columns: dict[str, np.ndarray]  # contract column -> text, in contract order
     month: np.ndarray  # index of each row's monthly file (non-decreasing); -1 for a reference snapshot
     defect: np.ndarray  # per row: index into ALL_DEFECT_KINDS, -1 when clean
+    case: np.ndarray  # per row: index into REAL_WORLD_CASES, -1 when none; such rows get no defect
     broken_rows: np.ndarray
     broken_lines: np.ndarray
     copy_source: np.ndarray  # per extra line: the row it copies
@@ -902,6 +985,7 @@ class TableDraft:
             columns=columns,
             month=np.full(size, -1) if month is None else np.asarray(month),
             defect=np.full(size, -1, dtype=np.int8),
+            case=np.full(size, -1, dtype=np.int8),
             broken_rows=np.array([], dtype=np.int64),
             broken_lines=_text([]),
             copy_source=np.array([], dtype=np.int64),
@@ -926,6 +1010,9 @@ class TableDraft:
 
     def mark(self, rows: np.ndarray, kind: str) -> None:
         self.defect[rows] = DEFECT_CODE[kind]
+
+    def mark_case(self, rows: np.ndarray, case: str) -> None:
+        self.case[rows] = CASE_CODE[case]
 
     def write_broken(self, rows: np.ndarray, lines: np.ndarray) -> None:
         self.broken_rows = np.concatenate([self.broken_rows, rows])
@@ -983,7 +1070,7 @@ def _product_id(product_index: np.ndarray) -> np.ndarray:
 
 def _monthly_drafts(orders: Orders, lines: OrderLines, transactions: Transactions, inventory: Inventory,
                     calendar: Calendar, currency: str) -> list[TableDraft]:
-    return [
+    drafts = [
         TableDraft.of("orders", {
             "order_id": _order_id(np.arange(orders.seconds.size)),
             "customer_id": np.where(orders.customer >= 0, _customer_id(orders.customer), ""),
@@ -1023,6 +1110,15 @@ def _monthly_drafts(orders: Orders, lines: OrderLines, transactions: Transaction
             "reorder_point": inventory.reorder_point.astype(TEXT),
         }, calendar.day_month[inventory.day]),
     ]
+    by_name = {draft.name: draft for draft in drafts}
+    by_name["orders"].mark_case(np.flatnonzero(orders.abandoned), "cancelled_without_lines")
+    by_name["order_items"].mark_case(np.flatnonzero(orders.voucher[lines.order]), "fully_discounted_line")
+    zero_payment = orders.voucher[transactions.order] & (transactions.kind == TRANSACTION_KINDS.index("payment"))
+    by_name["transactions"].mark_case(np.flatnonzero(zero_payment), "zero_value_payment")
+    for draft in drafts:
+        if (draft.month == calendar.closed_month).any():
+            raise RuntimeError(f"{draft.name} has rows in the closed month, which has no file")
+    return drafts
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1046,9 +1142,10 @@ class DefectContext:
         return _customer_id(np.arange(self.next_unknown_customer - count, self.next_unknown_customer) - 1)
 
 
-def _defect_count(rate: float, rows: int, kinds: int) -> int:
-    """Rows per defect kind: the table's share `rate`, split evenly, at least one when rate > 0."""
-    return 0 if rate <= 0 else max(1, round(rate * rows / kinds))
+def _defect_count(rate: float, rows: int, kinds: int, weight: float = 1.0) -> int:
+    """Rows of a defect kind: the table's share `rate`, split evenly over its kinds, times the
+    kind's weight; at least one when rate > 0."""
+    return 0 if rate <= 0 else max(1, round(rate * weight * rows / kinds))
 
 
 def _one_of(rng: np.random.Generator, variants: Sequence[np.ndarray | str], size: int) -> np.ndarray:
@@ -1181,11 +1278,38 @@ def _non_positive_price(ctx: DefectContext, draft: TableDraft, rows: np.ndarray)
     draft.columns["unit_price"][rows] = _one_of(ctx.rng, ["0.00", np.strings.add("-", price)], rows.size)
 
 
+def _line_products(draft: TableDraft, rows: np.ndarray | None = None) -> np.ndarray:
+    """Product index of order lines; -1 where an earlier defect blanked the product_id."""
+    product_id = draft.columns["product_id"] if rows is None else draft.columns["product_id"][rows]
+    known = np.strings.str_len(product_id) > 1
+    number = np.where(known, np.strings.slice(product_id, 1, None), "0").astype(np.int64)
+    return np.where(known, number - 1, -1)
+
+
 def _price_outlier(ctx: DefectContext, draft: TableDraft, rows: np.ndarray) -> None:
-    """unit_price 20-100 times the product's list price (a misplaced decimal point, a typo)."""
-    product = np.strings.slice(draft.columns["product_id"][rows], 1, None).astype(np.int64) - 1
-    factor = ctx.rng.uniform(20, 100, rows.size)
-    draft.columns["unit_price"][rows] = _format_money(np.round(ctx.list_cents[product] * factor))
+    """unit_price = the price of a case of 12 or 24 units (a pack price keyed as the unit price)."""
+    case_size = np.asarray(CASE_SIZES)[ctx.rng.integers(len(CASE_SIZES), size=rows.size)]
+    draft.columns["unit_price"][rows] = _format_money(ctx.list_cents[_line_products(draft, rows)] * case_size)
+
+
+def _price_outlier_candidates(ctx: DefectContext, draft: TableDraft) -> np.ndarray:
+    """Single-unit lines of the cheapest products, at list price: a case price keyed on
+    them stays a small amount, and the line still shows 12-24x its list price."""
+    cheap = ctx.list_cents <= np.quantile(ctx.list_cents, CHEAP_PRODUCT_QUANTILE)
+    product = _line_products(draft)
+    at_list_price = draft.columns["unit_price"] == _format_money(ctx.list_cents[product])
+    few_units = np.isin(draft.columns["quantity"], _text([str(q) for q in range(1, OUTLIER_MAX_QUANTITY + 1)]))
+    return (product >= 0) & cheap[product] & at_list_price & few_units
+
+
+def _unknown_status(ctx: DefectContext, draft: TableDraft, rows: np.ndarray) -> None:
+    """A status the contract does not list (the pipeline flags it and counts it as placed)."""
+    draft.columns["status"][rows] = _text(UNKNOWN_STATUSES)[ctx.rng.integers(len(UNKNOWN_STATUSES), size=rows.size)]
+
+
+def _unknown_status_candidates(ctx: DefectContext, draft: TableDraft) -> np.ndarray:
+    """Orders still in progress (placed or paid): those are the ones a shop system puts on hold."""
+    return np.isin(draft.columns["status"], _text(["placed", "paid"]))
 
 
 def _invalid_email(ctx: DefectContext, draft: TableDraft, rows: np.ndarray) -> None:
@@ -1222,6 +1346,12 @@ IN_PLACE_DEFECTS: dict[str, Callable[[DefectContext, TableDraft, np.ndarray], No
     "non_positive_price": _non_positive_price,
     "price_outlier": _price_outlier,
     "non_canonical_value": _non_canonical_value,
+    "unknown_status": _unknown_status,
+}
+# Kinds that only fit some rows: which rows may carry them (the others may carry any row).
+DEFECT_CANDIDATES: dict[str, Callable[[DefectContext, TableDraft], np.ndarray]] = {
+    "price_outlier": _price_outlier_candidates,
+    "unknown_status": _unknown_status_candidates,
 }
 
 
@@ -1248,14 +1378,15 @@ def _reserve_quarantined_orders(rng: np.random.Generator, order_count: int, rate
 def _inject_defects(ctx: DefectContext, draft: TableDraft, rate: float, reserved: dict[str, np.ndarray]) -> None:
     """Apply every defect kind of the table to its own distinct rows and mark the defective lines."""
     kinds = DEFECT_KINDS.get(draft.name, ())
-    available = np.ones(draft.size, dtype=bool)
+    available = draft.case < 0  # a real-world case stays as it is, so its ground truth holds
     for rows in reserved.values():
         available[rows] = False
     for kind in kinds:
         rows = reserved.get(kind)
         if rows is None:
-            candidates = np.flatnonzero(available)
-            count = min(_defect_count(rate, draft.size, len(kinds)), candidates.size)
+            fits = DEFECT_CANDIDATES[kind](ctx, draft) if kind in DEFECT_CANDIDATES else True
+            candidates = np.flatnonzero(available & fits)
+            count = min(_defect_count(rate, draft.size, len(kinds), DEFECT_WEIGHT.get(kind, 1.0)), candidates.size)
             rows = np.sort(ctx.rng.choice(candidates, size=count, replace=False))
             available[rows] = False
         if kind in COPY_KINDS:
@@ -1321,8 +1452,26 @@ def _write_csv(path: Path, header: Sequence[str], lines: np.ndarray) -> None:
             handle.write("\n")
 
 
-def _write_table(out_dir: Path, draft: TableDraft, calendar: Calendar) -> tuple[list[str], dict[str, np.ndarray]]:
-    """Write the table's file(s); return their relative paths and the ground truth of its defects."""
+def _truth_rows(codes: np.ndarray, names: Sequence[str], table: str, draft: TableDraft, labels: list[str],
+                paths: list[str], shown_row: np.ndarray, month: np.ndarray) -> dict[str, np.ndarray]:
+    """Ground-truth rows (GROUND_TRUTH_COLUMNS) of the lines whose code is set, in file order."""
+    first, _ = _run_bounds(month)
+    marked = np.flatnonzero(codes >= 0)  # in file order
+    rows, file_index = shown_row[marked], np.maximum(month[marked], 0)
+    return {
+        "table_name": _repeated(table, marked.size),
+        "month": _lookup(labels, month[marked]),
+        "record_key": _join((draft.columns[name][rows] for name in TABLES[table].key), "|"),
+        "kind": _lookup(names, codes[marked]),
+        "source_file": _text(paths)[file_index],
+        "source_line": (marked - first[marked] + 2).astype(TEXT),  # the header is line 1
+    }
+
+
+def _write_table(out_dir: Path, draft: TableDraft,
+                 calendar: Calendar) -> tuple[list[str], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Write the table's file(s); return their relative paths and the ground truth of its defects
+    and of its real-world cases. A monthly table has a file for every month but the closed one."""
     table = TABLES[draft.name]
     lines = draft.lines()
     lines[draft.broken_rows] = draft.broken_lines
@@ -1331,8 +1480,10 @@ def _write_table(out_dir: Path, draft: TableDraft, calendar: Calendar) -> tuple[
     shown_row = np.concatenate([np.arange(draft.size), draft.copy_source])
     position = np.concatenate([np.arange(draft.size, dtype=np.float64), draft.copy_position])
     defect = np.concatenate([draft.defect, draft.copy_defect])
+    case = np.concatenate([draft.case, np.full(draft.copy_source.size, -1, np.int8)])  # copies carry defects
     in_file_order = np.lexsort((position, draft.month[shown_row]))
-    lines, shown_row, defect = lines[in_file_order], shown_row[in_file_order], defect[in_file_order]
+    lines, shown_row = lines[in_file_order], shown_row[in_file_order]
+    defect, case = defect[in_file_order], case[in_file_order]
     month = draft.month[shown_row]
 
     if table.monthly:
@@ -1340,32 +1491,34 @@ def _write_table(out_dir: Path, draft: TableDraft, calendar: Calendar) -> tuple[
         paths = [f"{table.name}/{label}.csv" for label in labels]
         bounds = np.searchsorted(month, np.arange(len(paths) + 1))
         for index, path in enumerate(paths):
-            _write_csv(out_dir / path, table.columns, lines[bounds[index]:bounds[index + 1]])
+            if index != calendar.closed_month:
+                _write_csv(out_dir / path, table.columns, lines[bounds[index]:bounds[index + 1]])
     else:
         labels, paths = [], [f"{table.name}.csv"]
         _write_csv(out_dir / paths[0], table.columns, lines)
 
-    first, _ = _run_bounds(month)
-    defective = np.flatnonzero(defect >= 0)  # in file order
-    rows, file_index = shown_row[defective], np.maximum(month[defective], 0)
-    ground_truth = {
-        "table_name": _repeated(table.name, defective.size),
-        "month": _lookup(labels, month[defective]),
-        "record_key": _join((draft.columns[name][rows] for name in table.key), "|"),
-        "kind": _lookup(ALL_DEFECT_KINDS, defect[defective]),
-        "source_file": _text(paths)[file_index],
-        "source_line": (defective - first[defective] + 2).astype(TEXT),  # the header is line 1
-    }
-    return paths, ground_truth
+    args = (table.name, draft, labels, paths, shown_row, month)
+    defects, cases = _truth_rows(defect, ALL_DEFECT_KINDS, *args), _truth_rows(case, REAL_WORLD_CASES, *args)
+    written = [path for index, path in enumerate(paths) if not table.monthly or index != calendar.closed_month]
+    return written, defects, cases
 
 
-def _write_ground_truth(out_dir: Path, parts: list[dict[str, np.ndarray]]) -> dict[str, int]:
-    """Write the ground truth (one row per defective line) and return the number of each kind."""
+def _write_ground_truth(out_dir: Path, relative_path: str, parts: list[dict[str, np.ndarray]],
+                        kinds: Sequence[str]) -> dict[str, int]:
+    """Write a ground truth file (one row per line) and return the number of rows of each kind."""
     truth = {column: np.concatenate([part[column] for part in parts]) for column in GROUND_TRUTH_COLUMNS}
-    _write_csv(out_dir / GROUND_TRUTH_FILE, GROUND_TRUTH_COLUMNS,
+    _write_csv(out_dir / relative_path, GROUND_TRUTH_COLUMNS,
                _render_lines([truth[column] for column in GROUND_TRUTH_COLUMNS]))
     found = Counter(truth["kind"].tolist())
-    return {kind: found.get(kind, 0) for kind in ALL_DEFECT_KINDS}
+    return {kind: found.get(kind, 0) for kind in kinds}
+
+
+def _empty_month_truth(calendar: Calendar) -> dict[str, np.ndarray]:
+    """The closed month as a ground-truth row: only its month is set (it has no file, no line)."""
+    label = [str(calendar.month_labels[calendar.closed_month])] if calendar.closed_month >= 0 else []
+    blank = _repeated("", len(label))
+    return {"table_name": blank, "month": _text(label), "record_key": blank,
+            "kind": _repeated("empty_month", len(label)), "source_file": blank, "source_line": blank}
 
 
 def _remove_previous_output(out_dir: Path) -> None:
@@ -1380,14 +1533,15 @@ def _remove_previous_output(out_dir: Path) -> None:
         else:
             (out_dir / f"{table.name}.csv").unlink(missing_ok=True)
     (out_dir / GROUND_TRUTH_FILE).unlink(missing_ok=True)
+    (out_dir / REAL_WORLD_FILE).unlink(missing_ok=True)
 
 
-def _validate(orders: int, months: int, start_month: str, defect_rate: float, currency: str) -> None:
+def _validate(orders: int, months: int, start_month: str | None, defect_rate: float, currency: str) -> None:
     if not isinstance(orders, int) or orders < 1:
         raise ValueError(f"orders must be a positive integer, got {orders!r}")
     if not isinstance(months, int) or months < 1:
         raise ValueError(f"months must be a positive integer, got {months!r}")
-    if not isinstance(start_month, str) or not MONTH_RE.match(start_month):
+    if start_month is not None and (not isinstance(start_month, str) or not MONTH_RE.match(start_month)):
         raise ValueError(f"start_month must look like 'YYYY-MM', got {start_month!r}")
     if not 0 <= defect_rate <= 0.5:
         raise ValueError(f"defect_rate must be between 0 and 0.5, got {defect_rate!r}")
@@ -1395,31 +1549,67 @@ def _validate(orders: int, months: int, start_month: str, defect_rate: float, cu
         raise ValueError(f"currency must be an ISO 4217 code such as 'USD', got {currency!r}")
 
 
-STAGES = ("catalogue", "customers", "orders", "lines", "fulfilment", "inventory", "defects")
+def store_today() -> date:
+    """Today's date in the store's time zone (NEXCART_TIMEZONE, default UTC)."""
+    return datetime.now(ZoneInfo(load_settings().timezone)).date()
+
+
+def window_start_month(months: int, today: date) -> str:
+    """The first of `months` months that end with the last complete calendar month before today."""
+    last_complete = np.datetime64(today.isoformat()[:7], "M") - 1
+    return str(last_complete - (months - 1))
+
+
+def _closed_month(rng: np.random.Generator, months: int) -> int:
+    """The month a seasonal shop is closed: one in the middle half of the window, never the first
+    or the last (a month between two delivered months is what makes it an empty month); none in a
+    window of fewer than 3 months."""
+    if months < 3:
+        return -1
+    low, high = max(1, months // 4), min(months - 2, (3 * months) // 4)
+    return int(rng.integers(low, high + 1))
+
+
+# One random stream per stage; new stages go last, so the earlier stages' streams stay the same.
+STAGES = ("catalogue", "customers", "orders", "lines", "fulfilment", "inventory", "defects", "real_world")
 
 
 def generate(
     out_dir: Path,
     orders: int = 50_000,
     months: int = 24,
-    start_month: str = "2024-01",
+    start_month: str | None = "2024-01",
     seed: int = 42,
     defect_rate: float = 0.03,
     currency: str = "USD",
 ) -> dict:
     """Write a sample of every contract table under out_dir and return a summary.
 
-    Same arguments, same bytes. The files a previous run wrote (reference snapshots, the monthly
-    YYYY-MM.csv drops of the four monthly tables, the ground truth) are replaced; nothing else in
-    out_dir is touched. defect_rate is the share of each defect-carrying table's rows that get a
-    defect; 0 gives a clean sample. `_ground_truth/defects.csv` lists every defective line.
+    Same arguments, same bytes. start_month None means the `months` months ending with the last
+    complete month before today in the store's time zone (what `nexcart generate` does without
+    --start-month). The files a previous run wrote (reference snapshots, the monthly YYYY-MM.csv
+    drops of the four monthly tables, the ground truth) are replaced; nothing else in out_dir is
+    touched.
+
+    Two kinds of "not tidy" data, kept apart:
+    - Defects (defect_rate, 0 gives none): rows that break a contract rule, or that the pipeline
+      flags (duplicates, unparsable values, orphans, a status outside the contract's list, price
+      outliers, ...). defect_rate is the share of each defect-carrying table's rows that get one;
+      `_ground_truth/defects.csv` lists every defective line.
+    - Real-world shape (at every defect rate, valid by the contract, never flagged): a seasonal
+      shop's empty month (no monthly file of any table in one month strictly inside a window of 3
+      months or more), orders cancelled before any line was added, and orders paid in full by a
+      voucher or gift card (lines discounted to 0, one payment of 0.00). `_ground_truth/real_world.csv`
+      lists them, with the same columns ('kind' names the case).
     """
     _validate(orders, months, start_month, defect_rate, currency)
     out_dir = Path(out_dir)
     currency = currency.upper()
+    if start_month is None:
+        start_month = window_start_month(months, store_today())
     stream = dict(zip(STAGES, np.random.Generator(np.random.PCG64(seed)).spawn(len(STAGES)), strict=True))
 
-    calendar = Calendar.build(start_month, months)
+    calendar = Calendar.build(start_month, months, _closed_month(stream["real_world"], months))
     catalogue = _build_catalogue(stream["catalogue"], _catalogue_size(orders))
     customers = _build_customers(stream["customers"], calendar, max(20, orders // 4))
     placed = _place_orders(stream["orders"], calendar, orders)
@@ -1427,7 +1617,9 @@ def generate(
     quarantined = _reserve_quarantined_orders(stream["defects"], orders, defect_rate)
     for rows in quarantined.values():
         placed.has_lines[rows] = False
+    _abandon_checkouts(stream["real_world"], placed)
     lines = _draw_lines(stream["lines"], placed, catalogue, calendar)
+    lines = _pay_by_voucher(stream["real_world"], placed, lines, calendar)
     payments = _fulfil_orders(stream["fulfilment"], placed, lines, catalogue, calendar)
     transactions = _record_transactions(placed, payments, calendar)
     inventory = _simulate_inventory(stream["inventory"], placed, lines, catalogue, calendar)
@@ -1442,19 +1634,24 @@ def generate(
     _remove_previous_output(out_dir)
     drafts_by_table = {draft.name: draft for draft in drafts}
     paths: dict[str, list[str]] = {}
-    truth_parts = []
+    defect_parts, case_parts = [], [_empty_month_truth(calendar)]
     for name in TABLES:
-        paths[name], truth = _write_table(out_dir, drafts_by_table[name], calendar)
-        truth_parts.append(truth)
-    defects = _write_ground_truth(out_dir, truth_parts)
+        paths[name], defects, cases = _write_table(out_dir, drafts_by_table[name], calendar)
+        defect_parts.append(defects)
+        case_parts.append(cases)
+    defects = _write_ground_truth(out_dir, GROUND_TRUTH_FILE, defect_parts, ALL_DEFECT_KINDS)
+    real_world = _write_ground_truth(out_dir, REAL_WORLD_FILE, case_parts, REAL_WORLD_CASES)
 
     return {
         "out_dir": str(out_dir),
         "seed": seed,
         "first_month": str(calendar.month_labels[0]),
         "last_month": str(calendar.month_labels[-1]),
+        "empty_month": str(calendar.month_labels[calendar.closed_month]) if calendar.closed_month >= 0 else None,
         "rows": {name: drafts_by_table[name].line_count for name in TABLES},
         "defects": defects,
+        "real_world": real_world,
         "paths": paths,
         "ground_truth": GROUND_TRUTH_FILE,
+        "real_world_ground_truth": REAL_WORLD_FILE,
     }
