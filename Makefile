@@ -5,12 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
-RAW_DIR := $(or $(NEXCART_DATA_DIR),data/raw)
 
 .PHONY: help install run sample test ui dbt-build dbt-docs clean
 
 help:
-	@echo "make run    install, generate sample data if $(RAW_DIR) is empty, build the whole graph"
+	@echo "make run    install, generate sample data if data/raw is empty (and NEXCART_DATA_DIR unset), build the whole graph"
 	@echo "make test   install and run the test suite"
 	@echo "make ui     the Dagster UI on http://127.0.0.1:3000"
 	@echo "make dbt-build / make dbt-docs   dbt on its own (after a run has ingested raw data)"
@@ -23,10 +22,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The sample is generated only into the default raw root, and only when it is empty: with
+# NEXCART_DATA_DIR set (a shop's own exports, or a typo), fake data must never be built into the
+# warehouse; `nexcart run` then refuses an empty or missing folder with a clear message.
 sample: $(STAMP)
-	@if [ -z "$$(ls -A $(RAW_DIR) 2>/dev/null)" ]; then \
-		$(BIN)/nexcart generate; \
-	else echo "$(RAW_DIR) already has data: not generating (nexcart generate --help)"; fi
+	@if [ -n "$$NEXCART_DATA_DIR" ]; then \
+		echo "NEXCART_DATA_DIR is set: running on $$NEXCART_DATA_DIR, no sample generated"; \
+	elif [ -z "$$(ls -A data/raw 2>/dev/null)" ]; then \
+		$(BIN)/nexcart generate --out data/raw; \
+	else echo "data/raw already has data: not generating (nexcart generate --help)"; fi
 
 run: sample
 	$(BIN)/nexcart run

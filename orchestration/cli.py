@@ -115,7 +115,9 @@ class _Progress(threading.Thread):
             evaluation = event.event_specific_data
             name = f"{evaluation.asset_key.to_user_string()} {evaluation.check_name}"
             self.failed_checks.append(name)
-            print(f"    check failed: {name} ({evaluation.severity.value})", file=self.out, flush=True)
+            if evaluation.severity.value == "ERROR":  # warnings are summed up at the end, once each
+                month = f" {evaluation.partition}" if evaluation.partition else ""
+                print(f"    check failed: {name}{month} (error: the month is held back)", file=self.out, flush=True)
 
 
 def _failure_reason(result) -> str:
@@ -134,19 +136,56 @@ def _failure_reason(result) -> str:
     return "the run failed (see the Dagster UI for details)"
 
 
-def _condensed_gate_lines(lines: list[str]) -> list[str]:
-    """Errors in full; warnings once per gate with the months they hit (the docs have the rest)."""
-    errors = [line for line in lines if line.startswith("ERROR")]
-    warnings: dict[str, list[str]] = {}
-    for line in lines:
-        if line.startswith("WARN"):
-            head, _, detail = line.partition(": ")
-            level, asset, *month = head.split(" ")
-            warnings.setdefault(f"{level} {asset}", []).append(month[0] if month else detail)
-    condensed = [f"{gate}: failed warn-level expectations in {len(months)} month(s) "
-                 f"({months[0]}{'..' + months[-1] if len(months) > 1 else ''})"
-                 for gate, months in warnings.items()]
-    return errors + condensed
+def _span(months: list[str]) -> str:
+    months = sorted(m for m in months if m)
+    if not months:
+        return "the reference snapshot"
+    return f"{len(months)} month{'s' if len(months) > 1 else ''} ({months[0]}{'..' + months[-1] if len(months) > 1 else ''})"
+
+
+def held_back_lines(failures, ingest_failures: dict[tuple[str, str], str]) -> dict[str, list[str]]:
+    """Why each held-back month was held: the file that could not be loaded (its own message),
+    then each failed error-level expectation once."""
+    held: dict[str, list[str]] = {}
+    for (table, month), message in sorted(ingest_failures.items(), key=lambda item: (item[0][1], item[0][0])):
+        held.setdefault(month, []).append(message)
+    for f in failures:
+        if f.level != "ERROR":
+            continue
+        if f.asset.startswith("raw/") and (f.asset.split("/", 1)[1], f.month) in ingest_failures:
+            continue  # the gate only echoes the file's own message, shown above
+        held.setdefault(f.month, []).append(f"{f.asset} gx_gate: {f.expectation} ({f.detail})")
+    return held
+
+
+def warning_lines(failures) -> list[str]:
+    """Each failed warn-level expectation once, with its rows summed over the months it failed in:
+    'raw/orders gx_gate: order_ts present (20 of 3,840 rows, in 24 months (2024-01..2025-12))'."""
+    grouped: dict[tuple[str, str], list] = {}
+    for f in failures:
+        if f.level == "WARN":
+            grouped.setdefault((f.asset, f.expectation), []).append(f)
+    lines = []
+    for (asset, expectation), group in grouped.items():
+        counts = [(f.observed.get("unexpected_count"), f.observed.get("element_count")) for f in group]
+        if all(bad is not None and total is not None for bad, total in counts):
+            detail = f"{sum(b for b, _ in counts):,} of {sum(t for _, t in counts):,} rows"
+        else:
+            detail = group[0].detail + (" in the first" if len(group) > 1 else "")
+        lines.append(f"{asset} gx_gate: {expectation} ({detail}, in {_span([f.month for f in group])})")
+    return lines
+
+
+def _ingest_failures(result) -> dict[tuple[str, str], str]:
+    """(table, month) -> the message of a monthly file the raw step could not load."""
+    failed: dict[tuple[str, str], str] = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        key = materialization.asset_key.path
+        meta = materialization.metadata.get("failed_ingest")
+        if key[0] == "raw" and meta is not None:
+            failed.update({(key[1], month): message for month, message in meta.value.items()})
+    return failed
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -160,7 +199,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from orchestration.assets.dbt import FULL_REFRESH_TAG
     from orchestration.definitions import defs
     from orchestration.ingest import discover_months
-    from orchestration.quality import build_quality_docs, failed_gates_summary
+    from orchestration.quality import build_quality_docs, gate_failures
     from orchestration.quality.holds import failed_gate_months
     from orchestration.run_log import write_run_log
     from orchestration.warehouse_health import WarehouseCorruptError, check_warehouse
@@ -168,6 +207,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.full_refresh and args.month:
         print("--full-refresh rebuilds every month from scratch: run it without --month.", file=sys.stderr)
+        return 2
+    if not settings.data_dir.is_dir():
+        print(f"The raw root {settings.data_dir} does not exist"
+              + (" (NEXCART_DATA_DIR)" if os.environ.get("NEXCART_DATA_DIR", "").strip() else "")
+              + ": check the path, or put the retailer's exports there (see docs/raw-data-contract.md).",
+              file=sys.stderr)
         return 2
     months = [args.month] if args.month else discover_months(settings.data_dir)
     if not months:
@@ -198,7 +243,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = _Progress(instance, token, sys.stdout)
     progress.start()
     started = time.perf_counter()
-    with open(log_path, "w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+    # Dagster's and dbt's own output, tracebacks included, go to the run's log file; the terminal
+    # gets the progress lines and, at the end, one line per failure.
+    with open(log_path, "w", encoding="utf-8") as log, contextlib.redirect_stdout(log), \
+            contextlib.redirect_stderr(log):
         # the quality gates are asset checks: materialize() runs only the checks it is given
         result = materialize(
             [*defs.assets, *defs.asset_checks], resources=dict(defs.resources), instance=instance, tags=tags,
@@ -207,32 +255,64 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     progress.done.set()
     progress.join()
-    for line in _condensed_gate_lines(failed_gates_summary(result)):
-        print(f"  gate {line}", file=sys.stderr if line.startswith("ERROR") else sys.stdout)
+    failures = gate_failures(result)
+    held_reasons = held_back_lines(failures, _ingest_failures(result))
+    warned = warning_lines(failures)
     docs = build_quality_docs(settings.warehouse)  # once per run, failed runs included
     elapsed = time.perf_counter() - started
+    _prune_run_history(instance, settings.keep_runs)
     if not result.success:
         reason = _failure_reason(result)
+        _print_held(held_reasons)
         print(f"\nRun FAILED after {elapsed:.1f}s: {reason}", file=sys.stderr)
-        if progress.failed_checks:
-            print("Failed checks: " + "; ".join(progress.failed_checks), file=sys.stderr)
         print(f"The published warehouse is unchanged. Run id {result.run_id} (see it in the UI: make ui); "
               f"log {log_path}; quality docs {docs}", file=sys.stderr)
         write_run_log(f"FAILED nexcart run {span} (run {result.run_id}): {reason}")
         return 1
-    held = sorted(failed_gate_months(instance, result.run_id))
+    held = sorted(set(failed_gate_months(instance, result.run_id)) | set(held_reasons))
+    published = [m for m in _months_between(months[0], months[-1]) if m not in held]
+    _print_held(held_reasons)
+    if warned:
+        print(f"\nWarnings ({len(warned)}; recorded in the quality docs, the months were published):")
+        for line in warned:
+            print(f"  {line}")
+    print(f"\n{'Finished' if held else 'Done'} in {elapsed:.1f}s: {len(published)} month(s) published"
+          + (f", {len(held)} HELD BACK ({', '.join(held)})" if held else "")
+          + (f", {len(warned)} warning(s)" if warned else ", no warnings") + ".")
+    _print_summary(settings.warehouse)
     if held:
-        _print_summary(settings.warehouse)
-        print(f"\nRun finished after {elapsed:.1f}s with months HELD BACK by a failed error gate: "
-              f"{', '.join(held)}. They keep their last published state; the other months were published. "
-              f"Fix the data (see the gates above and the quality docs {docs}) and run again.", file=sys.stderr)
-        write_run_log(f"HELD BACK {', '.join(held)} in nexcart run {span} (run {result.run_id}): error gate failed")
+        print(f"\nMonths HELD BACK keep their last published state; the other months were published. Fix the "
+              f"data (see above and the quality docs {docs}) and run again.", file=sys.stderr)
+        write_run_log(f"HELD BACK {', '.join(held)} in nexcart run {span} (run {result.run_id}): "
+                      + " | ".join(f"{m}: {'; '.join(held_reasons.get(m, ['error gate failed']))}" for m in held))
         return 1
     write_run_log(f"SUCCEEDED nexcart run {span} (run {result.run_id}) in {elapsed:.0f}s")
-    print(f"\nDone in {elapsed:.1f}s" + (f", {len(progress.failed_checks)} warning check(s) failed"
-                                        if progress.failed_checks else "") + ".")
-    _print_summary(settings.warehouse)
     return 0
+
+
+def _print_held(held_reasons: dict[str, list[str]]) -> None:
+    if not held_reasons:
+        return
+    print(f"\nHeld back ({len(held_reasons)} month(s), error gates):", file=sys.stderr)
+    for month, reasons in sorted(held_reasons.items()):
+        for reason in reasons:
+            print(f"  {month or 'reference'}: {reason}", file=sys.stderr)
+
+
+def _months_between(first: str, last: str) -> list[str]:
+    from dagster import PartitionKeyRange
+
+    from orchestration.partitions import monthly_partitions
+
+    return monthly_partitions.get_partition_keys_in_range(PartitionKeyRange(first, last))
+
+
+def _prune_run_history(instance, keep: int) -> None:
+    """Keep the newest `keep` runs (and their event logs) in DAGSTER_HOME: a run's events take
+    megabytes (every dbt node, every gate), so an unbounded history fills the disk."""
+    old = instance.get_run_ids(limit=None)[keep:] if keep > 0 else []
+    for run_id in old:
+        instance.delete_run(run_id)
 
 
 def _print_summary(warehouse: Path) -> None:

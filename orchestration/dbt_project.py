@@ -21,7 +21,12 @@ from orchestration.settings import DBT_PROJECT_DIR
 # The dbt next to this interpreter, so nothing depends on an activated virtualenv.
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
-nexcart_dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+# The profile's target for orchestrated runs (profiles.yml): it writes NEXCART_WAREHOUSE, which a
+# run points at its build copy. `dev`, the default, is the analyst's own file.
+DBT_PIPELINE_TARGET = "pipeline"
+
+nexcart_dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR,
+                                 target=DBT_PIPELINE_TARGET)
 
 
 def _newest_source_mtime() -> float:
@@ -41,7 +46,7 @@ def ensure_manifest() -> Path:
     with tempfile.TemporaryDirectory(dir=manifest.parent, prefix=".parse-") as scratch:
         completed = subprocess.run(
             [DBT_EXECUTABLE, "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR),
-             "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", scratch],
+             "--profiles-dir", str(DBT_PROJECT_DIR), "--target", DBT_PIPELINE_TARGET, "--target-path", scratch],
             cwd=DBT_PROJECT_DIR,
             capture_output=True,
             text=True,

@@ -162,19 +162,37 @@ def test_rerunning_a_month_changes_nothing_and_a_correction_replaces_it(built):
     assert jan == [(D("89.00"),)]
 
 
-def test_dbt_build_on_its_own_passes_and_gives_the_same_marts(built):
-    """`cd dbt_project && dbt build` after an ingest, as an analyst runs it; and `dbt docs generate`."""
+def test_dbt_build_on_its_own_builds_its_own_file_and_never_touches_the_published_one(built):
+    """`cd dbt_project && dbt build` as an analyst runs it (and `dbt docs generate`), while another
+    process holds the published warehouse open read-only, as `duckdb -readonly` does: the dev target
+    builds its own file from the published raw layer, with the same marts; the published file is
+    neither changed nor locked."""
+    import hashlib
     import subprocess
+    import sys
 
     from orchestration.dbt_project import DBT_EXECUTABLE as dbt
-    from tests.conftest import PROJECT_ROOT
+    from tests.conftest import PROJECT_ROOT, Pipeline
 
     before = _all_marts(built)
-    for command in (["build"], ["docs", "generate"]):
-        completed = subprocess.run([dbt, *command, "--profiles-dir", "."], cwd=PROJECT_ROOT / "dbt_project",
-                                   env=built.env, capture_output=True, text=True, timeout=900)
-        assert completed.returncode == 0, completed.stdout[-3000:]
-    assert _all_marts(built) == before
+    digest = hashlib.sha256(built.warehouse.read_bytes()).hexdigest()
+    dev = built.root / "dev" / "dev.duckdb"
+    reader = subprocess.Popen([sys.executable, "-c", "import duckdb, sys; con = duckdb.connect(sys.argv[1], "
+                               "read_only=True); con.execute('select 1'); sys.stdin.read()", str(built.warehouse)],
+                              stdin=subprocess.PIPE)
+    try:
+        for command in (["build"], ["docs", "generate"]):
+            completed = subprocess.run([dbt, *command, "--profiles-dir", "."], cwd=PROJECT_ROOT / "dbt_project",
+                                       env={**built.env, "NEXCART_DBT_DEV_WAREHOUSE": str(dev)},
+                                       capture_output=True, text=True, timeout=900)
+            assert completed.returncode == 0, completed.stdout[-3000:]
+        assert reader.poll() is None  # the reader was never disturbed
+    finally:
+        reader.communicate(b"", timeout=60)
+    assert hashlib.sha256(built.warehouse.read_bytes()).hexdigest() == digest
+    dev_pipeline = Pipeline(built.root)
+    dev_pipeline.warehouse = dev
+    assert _all_marts(dev_pipeline) == before
 
 
 def test_a_failed_error_gate_holds_back_its_month_only_and_the_run_names_it(pipeline):

@@ -27,6 +27,7 @@ from orchestration.quality.checks import (
     build_gate_check,
     build_quality_checks,
     failed_gates_summary,
+    gate_failures,
 )
 from orchestration.quality.docs import build_quality_docs, serve_docs
 from orchestration.quality.gates import GateResult
@@ -40,6 +41,7 @@ __all__ = [
     "build_quality_checks",
     "build_quality_docs",
     "failed_gates_summary",
+    "gate_failures",
     "load_config",
     "quality_checks",
     "serve_docs",

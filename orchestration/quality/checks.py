@@ -16,6 +16,7 @@ few example rows.
 
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from dagster import (
@@ -242,24 +243,47 @@ def _observed_text(values: dict) -> str:
     return ", ".join(parts) or "failed"
 
 
-def failed_gates_summary(result) -> list[str]:
-    """Lines naming every failed gate of a Dagster run result (ExecuteInProcessResult from
-    `materialize`), errors first: for `nexcart run` to print before exiting non-zero.
+@dataclass(frozen=True)
+class GateFailure:
+    """One failed expectation of one gate evaluation (a month, or a reference snapshot)."""
 
-    e.g. "ERROR marts/monthly_revenue 2024-02: gross_revenue reconciles with clean (observed 0.01, ...)"
-    """
-    lines: list[tuple[int, str]] = []
+    level: str  # 'ERROR' (the month is held back) or 'WARN'
+    asset: str  # e.g. 'raw/orders'
+    month: str  # '' for a reference snapshot
+    expectation: str
+    observed: dict  # observed, unexpected_count, element_count, expected, error
+
+    @property
+    def detail(self) -> str:
+        return _observed_text(self.observed)
+
+
+def gate_failures(result) -> list[GateFailure]:
+    """Every failed expectation of a Dagster run result (ExecuteInProcessResult from
+    `materialize`), errors first."""
+    failures: list[GateFailure] = []
     for evaluation in result.get_asset_check_evaluations():
         if evaluation.passed or evaluation.check_name != GATE_CHECK_NAME:
             continue
         meta = evaluation.metadata or {}
         names = meta.get("failed_expectations")
-        names = names.value if names is not None else []
         observed = meta.get("observed_values")
         observed = observed.value if observed is not None else {}
-        details = "; ".join(f"{n} ({_observed_text(observed.get(n) or {})})" for n in names)
         level = "ERROR" if evaluation.severity == AssetCheckSeverity.ERROR else "WARN"
         month = evaluation.partition or (meta["month"].value if "month" in meta else "")
-        lines.append((0 if level == "ERROR" else 1,
-                      f"{level} {evaluation.asset_key.to_user_string()} {month}: {details}".replace("  ", " ")))
-    return [text for _, text in sorted(lines, key=lambda item: item[0])]
+        failures += [GateFailure(level, evaluation.asset_key.to_user_string(), month, name, observed.get(name) or {})
+                     for name in (names.value if names is not None else [])]
+    return sorted(failures, key=lambda f: f.level != "ERROR")
+
+
+def failed_gates_summary(result) -> list[str]:
+    """A line per failed gate evaluation, errors first.
+
+    e.g. "ERROR marts/monthly_revenue 2024-02: gross_revenue reconciles with clean (observed 0.01, ...)"
+    """
+    lines: dict[tuple[str, str, str], list[str]] = {}
+    for failure in gate_failures(result):
+        lines.setdefault((failure.level, failure.asset, failure.month), []).append(
+            f"{failure.expectation} ({failure.detail})")
+    return [f"{level} {asset} {month}: {'; '.join(details)}".replace("  ", " ")
+            for (level, asset, month), details in lines.items()]
