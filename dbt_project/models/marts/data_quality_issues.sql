@@ -48,7 +48,7 @@ classified as (
             -- values far from the norm (kept, flagged)
             when reason in ('price_outlier') then 'anomaly'
             -- records that disagree with other records or with their partition
-            when reason in ('duplicate', 'conflicting_duplicate', 'orphan_order_item', 'orphan_customer',
+            when reason in ('duplicate', 'conflicting_duplicate', 'orphan_order_item', 'orphan_customer', 'orphan_product',
                             'orphan_transaction', 'non_canonical_value', 'outside_file_month') then 'consistency'
             -- not in the contract's format or set: unreadable lines, unparsable values,
             -- malformed emails / phones, unknown statuses, and any other quarantine reason

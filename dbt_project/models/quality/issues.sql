@@ -3,6 +3,7 @@
 --   duplicate / conflicting_duplicate: a losing row of a duplicated key (it counts once, the kept
 --     row is the latest file's last line); identical raw values = duplicate.
 --   orphan_order_item / orphan_transaction: order_id not in clean.orders (any month).
+--   orphan_product: an order line's product_id not in clean.products (when it has rows).
 --   orphan_customer: an order's customer_id not in clean.customers; only checked when a customers
 --     snapshot was delivered (raw.customers not empty): without one every customer is unknown.
 --   invalid_email / invalid_phone: not well formed (clean.customers flags).
@@ -75,6 +76,25 @@ orphan_customers as (
           where customers.customer_id = orders.customer_id
       )
       and exists (select 1 from {{ source('raw', 'customers') }})
+),
+
+orphan_products as (
+    -- the rows behind the gate "order lines covered by products": checked only when a products
+    -- snapshot has rows (without one every product is unknown, and the gate is skipped)
+    select
+        'order_items'                                   as table_name,
+        {{ record_key(['items.order_id', 'items.line_number']) }} as record_key,
+        'orphan_product'                                as issue,
+        items._month                                    as month,
+        'product_id'                                    as column_name,
+        items._source_file                              as source_file,
+        items._source_line                              as source_line,
+        {{ dbt.concat(["'product '", "items.product_id", "' is not in clean.products'"]) }} as detail
+    from {{ ref('order_items') }} as items
+    where not exists (
+        select 1 from {{ ref('products') }} as products where products.product_id = items.product_id
+    )
+      and exists (select 1 from {{ ref('products') }})
 ),
 
 orphan_transactions as (
@@ -163,6 +183,7 @@ price_outliers as (
 select * from duplicates
 union all select * from orphan_order_items
 union all select * from orphan_customers
+union all select * from orphan_products
 union all select * from orphan_transactions
 union all select * from invalid_contacts
 union all select * from unknown_statuses
