@@ -28,6 +28,21 @@ def _quoted(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
+DUCKDB_MAGIC_OFFSET = 8
+
+
+def _looks_like_a_warehouse(path: Path) -> bool:
+    """A DuckDB file by its header, or a file named like one (a warehouse damaged past its header).
+    Anything else (a CSV that NEXCART_WAREHOUSE names by mistake) must never be advised for deletion."""
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(DUCKDB_MAGIC_OFFSET + len(DUCKDB_MAGIC))
+    except OSError:
+        return False
+    return head[DUCKDB_MAGIC_OFFSET:] == DUCKDB_MAGIC or path.suffix == ".duckdb"
+
+
 def rebuild_advice(path: Path, problem: str) -> str:
     wal = path.with_name(path.name + ".wal")
     return (
@@ -47,6 +62,11 @@ def check_warehouse(path: Path) -> None:
     """
     if not path.exists():
         return
+    if not path.is_file() or not _looks_like_a_warehouse(path):
+        raise WarehouseCorruptError(
+            f"NEXCART_WAREHOUSE names {path}, which is not a DuckDB database (nor a file named *.duckdb): "
+            "check the setting. Nothing was changed, and a run will not write over it."
+        )
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:

@@ -150,6 +150,22 @@ def test_a_damaged_warehouse_is_detected_with_how_to_rebuild_it(tmp_path, kind):
         f"delete it (rm '{warehouse}' '{warehouse}.wal') and run `nexcart run` to rebuild it from the raw files.")
 
 
+@pytest.mark.parametrize("name", ["orders.csv", "folder"])
+def test_a_warehouse_setting_that_names_something_else_is_refused_not_advised_for_deletion(tmp_path, name):
+    """NEXCART_WAREHOUSE pointed at a shop's CSV (or a folder) by mistake: never 'delete it'."""
+    target = tmp_path / name
+    if name == "folder":
+        target.mkdir()
+    else:
+        target.write_text("order_id,order_ts\nO1,2024-01-05 10:00\n")
+    with pytest.raises(WarehouseCorruptError) as caught:
+        check_warehouse(target)
+    assert str(caught.value).startswith(f"NEXCART_WAREHOUSE names {target}, which is not a DuckDB database")
+    assert "rm " not in str(caught.value) and "delete" not in str(caught.value)
+    if name != "folder":
+        assert target.read_text().startswith("order_id")
+
+
 def test_a_healthy_or_missing_warehouse_passes_the_check(tmp_path, raw_root):
     check_warehouse(tmp_path / "not-built-yet.duckdb")
     check_warehouse(loaded_warehouse(tmp_path / "nexcart.duckdb", raw_root))
