@@ -1302,6 +1302,12 @@ def _price_outlier_candidates(ctx: DefectContext, draft: TableDraft) -> np.ndarr
     return (product >= 0) & cheap[product] & at_list_price & few_units
 
 
+def _orphan_line_candidates(ctx: DefectContext, draft: TableDraft) -> np.ndarray:
+    """Lines after an order's first: every order keeps a line with its id, so the only orders
+    without lines are the real-world case of orders cancelled before a line was added."""
+    return draft.columns["line_number"] != "1"
+
+
 def _unknown_status(ctx: DefectContext, draft: TableDraft, rows: np.ndarray) -> None:
     """A status the contract does not list (the pipeline flags it and counts it as placed)."""
     draft.columns["status"][rows] = _text(UNKNOWN_STATUSES)[ctx.rng.integers(len(UNKNOWN_STATUSES), size=rows.size)]
@@ -1352,6 +1358,7 @@ IN_PLACE_DEFECTS: dict[str, Callable[[DefectContext, TableDraft, np.ndarray], No
 DEFECT_CANDIDATES: dict[str, Callable[[DefectContext, TableDraft], np.ndarray]] = {
     "price_outlier": _price_outlier_candidates,
     "unknown_status": _unknown_status_candidates,
+    "orphan_order_item": _orphan_line_candidates,
 }
 
 
@@ -1560,14 +1567,18 @@ def window_start_month(months: int, today: date) -> str:
     return str(last_complete - (months - 1))
 
 
-def _closed_month(rng: np.random.Generator, months: int) -> int:
+def _closed_month(rng: np.random.Generator, start_month: str, months: int) -> int:
     """The month a seasonal shop is closed: one in the middle half of the window, never the first
-    or the last (a month between two delivered months is what makes it an empty month); none in a
-    window of fewer than 3 months."""
+    or the last (a month between two delivered months is what makes it an empty month), outside
+    the Q4 peak when it can be; none in a window of fewer than 3 months."""
     if months < 3:
         return -1
     low, high = max(1, months // 4), min(months - 2, (3 * months) // 4)
-    return int(rng.integers(low, high + 1))
+    middle = np.arange(low, high + 1)
+    month_of_year = (np.datetime64(start_month, "M").astype(np.int64) + middle) % 12
+    quiet = middle[np.asarray(MONTH_SEASONALITY)[month_of_year] < 1]
+    choices = quiet if quiet.size else middle
+    return int(choices[rng.integers(choices.size)])
 
 
 # One random stream per stage; new stages go last, so the earlier stages' streams stay the same.
@@ -1609,7 +1620,7 @@ def generate(
         start_month = window_start_month(months, store_today())
     stream = dict(zip(STAGES, np.random.Generator(np.random.PCG64(seed)).spawn(len(STAGES)), strict=True))
 
-    calendar = Calendar.build(start_month, months, _closed_month(stream["real_world"], months))
+    calendar = Calendar.build(start_month, months, _closed_month(stream["real_world"], start_month, months))
     catalogue = _build_catalogue(stream["catalogue"], _catalogue_size(orders))
     customers = _build_customers(stream["customers"], calendar, max(20, orders // 4))
     placed = _place_orders(stream["orders"], calendar, orders)
