@@ -168,13 +168,23 @@ def export_quarantine(con: duckdb.DuckDBPyConnection, table: RawTable, month: st
     ).fetchall()
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8", newline="") as stream:
-        writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow([*table.columns, *LINEAGE_COLUMNS, *NOTE_COLUMNS])
-        for source_file, source_line, column, reason, record, stage in rows:
-            cells = [*_contract_values(table, record, stage), source_file, source_line,
-                     column or "", reason, record if stage == "ingest" else ""]
-            writer.writerow([neutralise_cell(cell) for cell in cells])
+        _write_csv_rows(stream, [[*table.columns, *LINEAGE_COLUMNS, *NOTE_COLUMNS]])
+        _write_csv_rows(stream, (
+            [neutralise_cell(cell) for cell in [*_contract_values(table, record, stage), source_file, source_line,
+                                                column or "", reason, record if stage == "ingest" else ""]]
+            for source_file, source_line, column, reason, record, stage in rows
+        ))
     return len(rows)
+
+
+def _write_csv_rows(stream, rows) -> None:
+    """CSV rows with '\n' line ends. The csv module quotes a value only for the line terminator's
+    characters, so a bare carriage return in a value would end the record for every reader: a row
+    with one is written with every value quoted."""
+    plain = csv.writer(stream, lineterminator="\n")
+    quoted = csv.writer(stream, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    for row in rows:
+        (quoted if any("\r" in str(value) for value in row) else plain).writerow(row)
 
 
 def _contract_values(table: RawTable, record: str, stage: str) -> list[str]:
@@ -282,9 +292,7 @@ def _write_correction(target: Path, header: list[str], rows: list[tuple[int, lis
     """The user's rows without the note columns, as comma-separated UTF-8."""
     keep = [i for i, name in enumerate(header) if name not in NOTE_COLUMNS]
     with open(target, "w", encoding="utf-8", newline="") as stream:
-        writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow([header[i] for i in keep])
-        writer.writerows([fields[i] for i in keep] for _, fields in rows)
+        _write_csv_rows(stream, [[header[i] for i in keep], *([fields[i] for i in keep] for _, fields in rows)])
 
 
 def replay_correction(data_dir: Path, path: Path, table: str | None = None, month: str | None = None,
