@@ -196,12 +196,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for category in (BetaWarning, PreviewWarning, SupersessionWarning):  # API notes, not news for users
         warnings.filterwarnings("ignore", category=category)
 
-    from orchestration.assets.dbt import FULL_REFRESH_TAG
-    from orchestration.definitions import defs
     from orchestration.ingest import discover_months
-    from orchestration.quality import build_quality_docs, gate_failures
-    from orchestration.quality.holds import failed_gate_months
-    from orchestration.run_log import write_run_log
     from orchestration.warehouse_health import WarehouseCorruptError, check_warehouse
 
     settings = load_settings()
@@ -225,6 +220,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     except WarehouseCorruptError as exc:
         print(str(exc), file=sys.stderr)
         return 1
+
+    # Loading the definitions takes seconds: only once the run is known to go ahead.
+    from orchestration.assets.dbt import FULL_REFRESH_TAG
+    from orchestration.definitions import defs
+    from orchestration.quality import build_quality_docs, gate_failures
+    from orchestration.quality.holds import failed_gate_months
+    from orchestration.run_log import prune_run_history, write_run_log
 
     instance = _dagster_instance()
     span = months[0] if len(months) == 1 else f"{months[0]}..{months[-1]}"
@@ -260,7 +262,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     warned = warning_lines(failures)
     docs = build_quality_docs(settings.warehouse)  # once per run, failed runs included
     elapsed = time.perf_counter() - started
-    _prune_run_history(instance, settings.keep_runs)
+    prune_run_history(instance, settings.keep_runs)
     if not result.success:
         reason = _failure_reason(result)
         _print_held(held_reasons)
@@ -305,14 +307,6 @@ def _months_between(first: str, last: str) -> list[str]:
     from orchestration.partitions import monthly_partitions
 
     return monthly_partitions.get_partition_keys_in_range(PartitionKeyRange(first, last))
-
-
-def _prune_run_history(instance, keep: int) -> None:
-    """Keep the newest `keep` runs (and their event logs) in DAGSTER_HOME: a run's events take
-    megabytes (every dbt node, every gate), so an unbounded history fills the disk."""
-    old = instance.get_run_ids(limit=None)[keep:] if keep > 0 else []
-    for run_id in old:
-        instance.delete_run(run_id)
 
 
 def _print_summary(warehouse: Path) -> None:

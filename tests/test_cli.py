@@ -1,0 +1,91 @@
+"""The `nexcart` command and `make run` as a new user meets them: what they refuse, and how a
+run's outcome reads (held-back months with their reasons, each warning once)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from orchestration.cli import held_back_lines, warning_lines
+from orchestration.quality.checks import GateFailure
+from tests.conftest import PROJECT_ROOT
+
+
+def _make_run(tmp_path: Path, data_dir: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NEXCART_DATA_DIR": str(data_dir), "NEXCART_WAREHOUSE": str(tmp_path / "wh" / "nexcart.duckdb"),
+           "NEXCART_OUTPUT_DIR": str(tmp_path / "out"), "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+    return subprocess.run(["make", "--no-print-directory", "run"], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_make_run_with_a_mistyped_data_dir_refuses_instead_of_building_a_sample(tmp_path):
+    """A typo in NEXCART_DATA_DIR must never put generated orders into a warehouse: the folder is
+    not created, nothing is generated or built, and the message says the folder does not exist."""
+    typo = tmp_path / "exprots"
+    completed = _make_run(tmp_path, typo)
+    assert completed.returncode != 0
+    assert f"The raw root {typo} does not exist (NEXCART_DATA_DIR)" in completed.stderr
+    assert not typo.exists()
+    assert not (tmp_path / "wh").exists()
+
+
+def test_make_run_on_an_empty_data_dir_refuses_and_generates_nothing_there(tmp_path):
+    empty = tmp_path / "exports"
+    empty.mkdir()
+    completed = _make_run(tmp_path, empty)
+    assert completed.returncode != 0
+    assert f"No monthly files under {empty}" in completed.stderr
+    assert list(empty.iterdir()) == []
+    assert not (tmp_path / "wh" / "nexcart.duckdb").exists()
+
+
+def _failure(level, asset, month, expectation, bad=None, total=None, observed=None):
+    return GateFailure(level, asset, month, expectation,
+                       {"unexpected_count": bad, "element_count": total, "observed": observed})
+
+
+def test_warnings_are_named_once_with_their_rows_summed_over_the_months():
+    failures = [_failure("WARN", "raw/orders", f"2024-{m:02d}", "order_ts is present (any missing)", 1, 160)
+                for m in range(1, 13)]
+    failures.append(_failure("WARN", "clean/orders", "2024-03", "orphan share", observed=0.02))
+    assert warning_lines(failures) == [
+        "raw/orders gx_gate: order_ts is present (any missing) (12 of 1,920 rows, in 12 months (2024-01..2024-12))",
+        "clean/orders gx_gate: orphan share (observed 0.02, in 1 month (2024-03))",
+    ]
+
+
+def test_held_back_months_list_the_file_message_once_and_each_other_failed_error():
+    ingest = {("order_items", "2024-03"): "order_items/2024-03.csv is missing: order_items is a required monthly table"}
+    failures = [
+        _failure("ERROR", "raw/order_items", "2024-03", "the month's file loaded", observed=1),  # echoes the file
+        _failure("ERROR", "clean/transactions", "2024-05", "negative amount share", observed=0.3),
+        _failure("WARN", "raw/orders", "2024-05", "order_ts is present (any missing)", 1, 10),
+    ]
+    assert held_back_lines(failures, ingest) == {
+        "2024-03": ["order_items/2024-03.csv is missing: order_items is a required monthly table"],
+        "2024-05": ["clean/transactions gx_gate: negative amount share (observed 0.3)"],
+    }
+
+
+@pytest.mark.parametrize("keep", [2, 0])
+def test_the_run_history_keeps_the_newest_runs(tmp_path, keep):
+    from dagster import DagsterInstance, asset, materialize
+
+    from orchestration.run_log import prune_run_history
+
+    @asset
+    def tiny() -> int:
+        return 1
+
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        run_ids = [materialize([tiny], instance=instance).run_id for _ in range(4)]
+        deleted = prune_run_history(instance, keep)
+        kept = instance.get_run_ids(limit=None)
+        if keep:
+            assert deleted == 2 and kept == run_ids[:-3:-1]  # the two newest, newest first
+            assert instance.get_records_for_run(run_ids[0]).records == []  # their events are gone too
+        else:
+            assert deleted == 0 and len(kept) == 4
