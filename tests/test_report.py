@@ -31,7 +31,8 @@ DDL = {
     "monthly_revenue": """month date, orders bigint, units bigint, gross_revenue decimal(18,2),
         discounts decimal(18,2), refunds decimal(18,2), net_revenue decimal(18,2), aov decimal(18,2),
         cogs decimal(18,2), gross_margin decimal(18,2), new_customers bigint, returning_customers bigint,
-        mom_growth double, yoy_growth double""",
+        mom_growth double, yoy_growth double, flagged_revenue decimal(18,2), flagged_revenue_share double,
+        data_delivered boolean""",
     "monthly_channel_performance": """month date, channel_id varchar, channel_name varchar, orders bigint,
         gross_revenue decimal(18,2), revenue_share double""",
     "monthly_top_products": """month date, rank integer, product_id varchar, product_name varchar,
@@ -100,7 +101,8 @@ def make_warehouse(path: Path, end: str = MONTH, months: int = 26, inventory: bo
         rows["monthly_revenue"].append([
             m, orders, orders * 2, gross, money(gross * Decimal("0.05")), refunds, gross - refunds,
             money(gross / orders), cogs, gross - cogs, new, orders - new - 30,
-            float((gross - prev) / prev) if prev else None, float((gross - ago) / ago) if ago else None])
+            float((gross - prev) / prev) if prev else None, float((gross - ago) / ago) if ago else None,
+            money(gross * Decimal("0.01")), 0.01, True])
         # channels
         weights = [0.5 - 0.004 * i, 0.3 + 0.006 * i, 0.2 - 0.002 * i]
         for (cid, cname), part, w in zip(CHANNELS, split(gross, weights), weights):
@@ -342,6 +344,82 @@ def test_scorecard_is_shown_when_present(tmp_path):
     assert 'href="../docs/quality/index.html"' in html
 
 
+def _update(wh: Path, *statements: str) -> None:
+    con = duckdb.connect(str(wh))
+    try:
+        for sql in statements:
+            con.execute(sql)
+    finally:
+        con.close()
+
+
+def test_an_empty_month_says_no_data_delivered(tmp_path):
+    """A month for which no file of any table was delivered (data_delivered false): zeros in the
+    marts, a banner and a plain takeaway in the report, and the index says so too."""
+    wh = make_warehouse(tmp_path / "wh.duckdb", months=3)
+    _update(wh, "update marts.monthly_revenue set orders = 0, units = 0, gross_revenue = 0, discounts = 0, "
+                "refunds = 0, net_revenue = 0, aov = null, cogs = null, gross_margin = null, new_customers = 0, "
+                "returning_customers = 0, mom_growth = -1, yoy_growth = null, flagged_revenue = 0, "
+                "flagged_revenue_share = null, data_delivered = false where month = '2025-02-01'",
+            *[f"delete from marts.{t} where month = '2025-02-01'" for t in
+              ("monthly_channel_performance", "monthly_top_products", "monthly_geo_sales",
+               "monthly_category_region_rank", "monthly_payment_methods", "monthly_inventory")],
+            "delete from marts.daily_revenue where date >= '2025-02-01'")
+    out = tmp_path / "out"
+    result = render_month_report(wh, MONTH, out)
+    html = result.path.read_text()
+    banner = re.search(r'<div class="banner empty"[^>]*>([^<]*)</div>', html)
+    assert banner and banner.group(1).startswith("No data delivered for this month")
+    assert html.index('data-banner="empty"') < html.index('<section id="kpis"')
+    assert result.summary["data_delivered"] is False and result.sections["kpis"] is False
+    assert not kpi_cards(html) and "No data delivered" in result.kpi_markdown()
+    assert "No data delivered for Feb 2025" in render_index(out).read_text()
+    # a delivered month has no banner
+    other = render_month_report(wh, "2025-01", out)
+    assert "data-banner" not in other.path.read_text() and other.summary["data_delivered"] is True
+
+
+def test_a_notice_is_a_warning_banner_at_the_top(warehouse, tmp_path):
+    notice = "held back: raw/orders gx_gate 2025-02: quarantined line share (error) <observed 0.3>"
+    result = render_month_report(warehouse, MONTH, tmp_path, notice=notice)
+    html = result.path.read_text()
+    banner = re.search(r'<div class="banner warning" role="alert" data-banner="warning">([^<]*)</div>', html)
+    assert banner and banner.group(1) == notice.replace("<", "&lt;").replace(">", "&gt;")  # escaped
+    assert html.index('data-banner="warning"') < html.index("<section")
+    assert "<observed" not in html
+    assert result.kpis  # the figures are still shown below it
+    assert notice in result.kpi_markdown()
+    index = render_index(tmp_path).read_text()
+    assert "held back: raw/orders gx_gate 2025-02" in index
+    assert "data-banner" not in render_month_report(warehouse, MONTH, tmp_path / "plain").path.read_text()
+
+
+def test_revenue_of_flagged_lines_is_noted_under_gross_revenue_above_the_threshold(tmp_path):
+    from orchestration.quality import load_config
+
+    threshold = load_config().thresholds["marts"]["flagged_revenue_share_warn"]
+    wh = make_warehouse(tmp_path / "wh.duckdb", months=3)
+    row = mart_row(wh, "select gross_revenue from marts.monthly_revenue where month = '2025-02-01'")
+    flagged = money(row["gross_revenue"] * Decimal("0.25"))
+    _update(wh, f"update marts.monthly_revenue set flagged_revenue = {flagged}, "
+                f"flagged_revenue_share = {float(flagged / row['gross_revenue'])} where month = '2025-02-01'")
+    result = render_month_report(wh, MONTH, tmp_path / "out")
+    html = result.path.read_text()
+    card = html[html.index('data-kpi="gross_revenue"'):html.index('data-kpi="net_revenue"')]
+    note = re.search(r'<div class="kpi-sub">([^<]*)</div>', card)
+    assert note, card
+    assert note.group(1).startswith(f"of which ${flagged:,.2f} (25.0%) from order lines flagged price_outlier")
+    assert "from order lines flagged price_outlier" in result.summary["takeaway"]
+    assert "flagged price_outlier" in result.kpi_markdown()
+    # at or under the threshold: no note (the share of make_warehouse's months is 1 %)
+    assert 0.01 <= threshold
+    quiet = render_month_report(wh, "2025-01", tmp_path / "out")
+    assert "flagged price_outlier" not in quiet.path.read_text()
+    # the threshold is the marts gate's, from thresholds.yml; a stricter one shows the 1 % too
+    strict = render_month_report(wh, "2025-01", tmp_path / "strict", flagged_share_warn=0.005)
+    assert "(1.0%) from order lines flagged price_outlier" in strict.path.read_text()
+
+
 def test_index_lists_every_month(warehouse, tmp_path):
     for month in ("2024-12", "2025-01", "2025-02"):
         render_month_report(warehouse, month, tmp_path)
@@ -446,7 +524,7 @@ def test_monthly_report_asset(tmp_path, monkeypatch):
     assert "| Gross revenue |" in mat.metadata["kpis"].value
 
 
-def test_monthly_report_asset_over_a_range_of_months(tmp_path):
+def test_monthly_report_asset_over_a_range_of_months(tmp_path, monkeypatch):
     from dagster import MonthlyPartitionsDefinition, materialize
 
     from orchestration.assets.reports import build_monthly_report
@@ -456,6 +534,7 @@ def test_monthly_report_asset_over_a_range_of_months(tmp_path):
     monthly_report = build_monthly_report(
         MonthlyPartitionsDefinition(start_date="2024-06", end_date="2025-03", fmt="%Y-%m"))
     wh = make_warehouse(tmp_path / "data" / "warehouse" / "nexcart.duckdb", end=last, months=13)
+    monkeypatch.setenv("NEXCART_OUTPUT_DIR", str(tmp_path / "data"))
     result = materialize([monthly_report], resources={"warehouse": WarehouseResource(path=str(wh))},
                          tags={"dagster/asset_partition_range_start": first,
                                "dagster/asset_partition_range_end": last})

@@ -21,7 +21,8 @@ from orchestration.resources import connect_with_retry
 MARTS: dict[str, tuple[str, ...]] = {
     "monthly_revenue": ("month", "orders", "units", "gross_revenue", "discounts", "refunds",
                         "net_revenue", "aov", "cogs", "gross_margin", "new_customers",
-                        "returning_customers", "mom_growth", "yoy_growth"),
+                        "returning_customers", "mom_growth", "yoy_growth", "flagged_revenue",
+                        "flagged_revenue_share", "data_delivered"),
     "monthly_channel_performance": ("month", "channel_id", "channel_name", "orders", "gross_revenue",
                                     "revenue_share"),
     "monthly_top_products": ("month", "rank", "product_id", "product_name", "category", "units",

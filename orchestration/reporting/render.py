@@ -25,7 +25,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from orchestration.reporting import formatting as fmt
 from orchestration.reporting.data import MartReader, open_warehouse
-from orchestration.reporting.sections import Kpi, ReportBuilder
+from orchestration.reporting.sections import Banner, Kpi, ReportBuilder
 
 PACKAGE_ASSETS = Path(__file__).resolve().parent / "assets"
 SCRIPTS = ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js", "report.js")
@@ -46,15 +46,18 @@ class ReportResult:
     sections: dict[str, bool]  # section id -> shown
     notes: dict[str, str] = field(default_factory=dict)  # section id -> note of a hidden section
     summary: dict[str, Any] = field(default_factory=dict)
+    banners: list[Banner] = field(default_factory=list)  # shown at the top of the page
 
     def kpi_markdown(self) -> str:
         """The KPI header as a markdown table (for the Dagster UI)."""
+        banners = [f"**{b.text}**" for b in self.banners]
         if not self.kpis:
-            return f"No KPI figures for {self.month}."
+            return "\n\n".join([*banners, f"No KPI figures for {self.month}."])
         lines = ["| Measure | Value | vs previous month | vs a year ago |", "|---|---:|---:|---:|"]
         for k in self.kpis:
             lines.append(f"| {k.label} | {k.text} | {fmt.change(k.mom)} | {fmt.change(k.yoy)} |")
-        return "\n".join(lines)
+        notes = [f"{k.label}: {k.sub}" for k in self.kpis if k.key == "gross_revenue" and k.sub]
+        return "\n\n".join([*banners, "\n".join(lines), *notes])
 
 
 def _environment() -> Environment:
@@ -103,6 +106,14 @@ def _quality_docs_href(out_dir: Path, quality_docs: Path | None) -> str | None:
     return Path(os.path.relpath(Path(quality_docs).resolve(), Path(out_dir).resolve())).as_posix()
 
 
+def _flagged_share_warn() -> float | None:
+    """The marts gate's threshold for the share of revenue from flagged lines (thresholds.yml)."""
+    from orchestration.quality.suites import load_thresholds
+
+    value = (load_thresholds().get("marts") or {}).get("flagged_revenue_share_warn")
+    return None if value is None else float(value)
+
+
 def render_month_report(
     warehouse_path: Path,
     month: str,
@@ -112,11 +123,17 @@ def render_month_report(
     at_risk_days: float = 14.0,
     quality_docs: Path | None = None,
     generated_at: datetime | None = None,
+    notice: str | None = None,
+    flagged_share_warn: float | None = None,
 ) -> ReportResult:
     """Render out_dir/<month>.html from the marts of the warehouse at warehouse_path.
 
     The warehouse is opened read-only and closed before anything is written. Sections without
-    data (e.g. no inventory or payments) are replaced by a one-line note.
+    data (e.g. no inventory or payments) are replaced by a one-line note. `notice` is shown as a
+    warning banner at the top of the page (e.g. "held back: ..." for a month a quality gate held
+    back); a month for which nothing was delivered gets a "no data delivered" banner.
+    flagged_share_warn (default: marts.flagged_revenue_share_warn in expectations/thresholds.yml):
+    above this share of gross revenue from flagged lines, the key figures say so.
     """
     if not MONTH_RE.match(month):
         raise ValueError(f"'{month}' is not a month: use YYYY-MM, e.g. 2024-03")
@@ -124,8 +141,14 @@ def render_month_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     with open_warehouse(Path(warehouse_path)) as con:
         builder = ReportBuilder(MartReader(con), month, currency=currency, at_risk_days=at_risk_days,
-                                quality_docs_href=_quality_docs_href(out_dir, quality_docs))
+                                quality_docs_href=_quality_docs_href(out_dir, quality_docs),
+                                flagged_share_warn=_flagged_share_warn() if flagged_share_warn is None
+                                else flagged_share_warn)
         sections, summary = builder.build()
+    banners = [Banner("warning", notice)] if notice else []
+    banners += builder.banners
+    if notice:
+        summary["notice"] = notice
     copy_assets(out_dir)
 
     specs = {chart.id: chart.spec for s in sections if s.shown for chart in s.charts}
@@ -137,6 +160,7 @@ def render_month_report(
         currency=builder.currency,
         sections=sections,
         kpi_section=kpi_section,
+        banners=banners,
         charts_json=_json_for_script(specs),
         summary_json=_json_for_script(summary),
         generated=generated,
@@ -152,6 +176,7 @@ def render_month_report(
         sections={s.id: s.shown for s in sections},
         notes={s.id: s.note for s in sections if not s.shown and s.note},
         summary=summary,
+        banners=banners,
     )
 
 
@@ -187,6 +212,7 @@ def render_index(out_dir: Path) -> Path:
             "mom": summary.get("mom_growth"),
             "yoy": summary.get("yoy_growth"),
             "takeaway": summary.get("takeaway", ""),
+            "notice": summary.get("notice"),
         })
     years: dict[str, list[dict[str, Any]]] = {}
     for report in reports:

@@ -68,6 +68,15 @@ class Kpi:
 
 
 @dataclass
+class Banner:
+    """A message at the top of the report: 'empty' (no data delivered for the month) or
+    'warning' (e.g. a month held back by a quality gate)."""
+
+    kind: str
+    text: str
+
+
+@dataclass
 class Section:
     id: str
     title: str
@@ -106,7 +115,8 @@ class ReportBuilder:
     """Builds every section of one month's report from the marts."""
 
     def __init__(self, reader: MartReader, month: str, currency: str = "USD",
-                 at_risk_days: float = 14.0, quality_docs_href: str | None = None):
+                 at_risk_days: float = 14.0, quality_docs_href: str | None = None,
+                 flagged_share_warn: float | None = None):
         self.r = reader
         self.month = month
         self.day = fmt.parse_month(month)
@@ -116,6 +126,10 @@ class ReportBuilder:
         self.sym = fmt.currency_symbol(currency)
         self.at_risk_days = at_risk_days
         self.quality_docs_href = quality_docs_href
+        # above this share of gross revenue from flagged lines, the key figures say so
+        # (thresholds.yml marts.flagged_revenue_share_warn, the marts gate's threshold)
+        self.flagged_share_warn = flagged_share_warn
+        self.banners: list[Banner] = []
         self._product_names: dict[str, str] | None = None
         self._warehouse_names: dict[str, str] | None = None
 
@@ -193,6 +207,8 @@ class ReportBuilder:
                     f"{fmt.month_label(self.day)}.")
             return _hidden("kpis", title, note), summary
         prev, ago = rows.get(self.prev), rows.get(self.year_ago)
+        if cur.get("data_delivered") is False:
+            return self._empty_month(cur, summary)
         kpis = []
         for key, label, kind, higher_is_better in self.KPI_DEFS:
             value = cur.get(key)
@@ -217,6 +233,10 @@ class ReportBuilder:
         if cur.get("refunds") and cur.get("gross_revenue"):
             by_key["refunds"].sub = f"{fmt.pct(float(cur['refunds'] / cur['gross_revenue']))} of gross revenue"
 
+        flagged_note = self.flagged_note(cur)
+        if flagged_note:
+            gross.sub = flagged_note
+
         moves = [m for m in (_moved(gross.mom, "last month"), _moved(gross.yoy, "a year ago")) if m]
         takeaway = f"Gross revenue of {self.money(cur['gross_revenue'])}"
         takeaway += f" is {' and '.join(moves)}" if moves else " (no earlier month to compare)"
@@ -224,18 +244,46 @@ class ReportBuilder:
         if buyers:
             takeaway += f"; {fmt.pct(cur['new_customers'] / buyers, 0)} of buyers were new"
         takeaway += "."
+        if flagged_note:
+            takeaway += f" {flagged_note[0].upper()}{flagged_note[1:]}."
 
         summary.update({
             "gross_revenue": str(cur["gross_revenue"]), "net_revenue": str(cur["net_revenue"]),
             "orders": int(cur["orders"]), "aov": None if cur["aov"] is None else str(cur["aov"]),
             "mom_growth": _f(cur.get("mom_growth")), "yoy_growth": _f(cur.get("yoy_growth")),
             "gross_text": gross.text, "net_text": by_key["net_revenue"].text,
-            "aov_text": by_key["aov"].text, "takeaway": takeaway,
+            "aov_text": by_key["aov"].text, "takeaway": takeaway, "data_delivered": True,
+            "flagged_revenue_share": _f(cur.get("flagged_revenue_share")), "flagged_note": flagged_note,
         })
         section = Section(id="kpis", title=title, takeaway=takeaway, kpis=kpis)
         section.tables.append(Table(
             "Key figures", ["Measure", fmt.month_label(self.day), "vs previous month", "vs a year ago"],
             [[k.label, k.text, fmt.change(k.mom), fmt.change(k.yoy)] for k in kpis], {1, 2, 3}))
+        return section, summary
+
+    def flagged_note(self, cur: dict[str, Any]) -> str | None:
+        """'of which $1,200.00 (24.0%) from lines flagged price_outlier ...' when the month's share
+        of gross revenue from flagged lines is above the threshold; None otherwise."""
+        share = _f(cur.get("flagged_revenue_share"))
+        if share is None or self.flagged_share_warn is None or share <= self.flagged_share_warn:
+            return None
+        return (f"of which {self.money(cur.get('flagged_revenue'))} ({fmt.pct(share)}) from order lines flagged "
+                "price_outlier (unit price over 10x or under 1/10 of the list price): counted, but check them "
+                "in the data-quality docs")
+
+    def _empty_month(self, cur: dict[str, Any], summary: dict[str, Any]) -> tuple[Section, dict[str, Any]]:
+        """A month for which no file of any table was delivered: zero figures, said plainly."""
+        text = (f"No data delivered for this month: no file of any table arrived for "
+                f"{fmt.month_label(self.day)}, so every figure is zero (an empty month, not a failure).")
+        self.banners.append(Banner("empty", text))
+        takeaway = f"No data delivered for {fmt.month_label(self.day)}: no sales to report."
+        summary.update({
+            "gross_revenue": str(cur["gross_revenue"]), "net_revenue": str(cur["net_revenue"]),
+            "orders": int(cur["orders"]), "aov": None, "mom_growth": None, "yoy_growth": None,
+            "gross_text": self.money(cur["gross_revenue"]), "net_text": self.money(cur["net_revenue"]),
+            "aov_text": fmt.NA, "takeaway": takeaway, "data_delivered": False,
+        })
+        section = _hidden("kpis", "Key figures", text)
         return section, summary
 
     # -- revenue trend -------------------------------------------------------------------------
