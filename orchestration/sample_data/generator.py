@@ -5,6 +5,13 @@ warehouse stock), writes it in the contract's layout, injects data-quality defec
 and records every defective line in `_ground_truth/defects.csv`, so the pipeline's quarantine and
 issue tables can be checked against what was really broken.
 
+Real exports are also untidy in ways that break no rule; those are real-world shape, not defects:
+they come at every defect rate (a defect rate of 0 still has them), the pipeline must accept them
+without flagging anything, and `_ground_truth/real_world.csv` lists them: a seasonal shop's empty
+month (no monthly file at all), orders cancelled before any line was added, and orders paid in full
+by a voucher or gift card (every line discounted to 0, a payment of 0.00). A status outside the
+contract's list is a defect (`unknown_status`: the pipeline flags it), and so is a price outlier.
+
 Everything is vectorised with numpy; the only Python loops run over small things (months, days of
 the inventory simulation, categories, defect kinds), never over orders. Text columns are numpy
 StringDType arrays, which keep string building in C. All randomness comes from one
@@ -1130,6 +1137,7 @@ def _monthly_drafts(orders: Orders, lines: OrderLines, transactions: Transaction
 class DefectContext:
     rng: np.random.Generator
     list_cents: np.ndarray  # list price per product index
+    lines: OrderLines  # the order lines as drawn, a row of the order_items draft each
     next_unknown_order: int  # order numbers from here on are in no orders file
     next_unknown_customer: int  # customer numbers from here on are not in customers.csv
 
@@ -1278,28 +1286,27 @@ def _non_positive_price(ctx: DefectContext, draft: TableDraft, rows: np.ndarray)
     draft.columns["unit_price"][rows] = _one_of(ctx.rng, ["0.00", np.strings.add("-", price)], rows.size)
 
 
-def _line_products(draft: TableDraft, rows: np.ndarray | None = None) -> np.ndarray:
-    """Product index of order lines; -1 where an earlier defect blanked the product_id."""
-    product_id = draft.columns["product_id"] if rows is None else draft.columns["product_id"][rows]
-    known = np.strings.str_len(product_id) > 1
-    number = np.where(known, np.strings.slice(product_id, 1, None), "0").astype(np.int64)
-    return np.where(known, number - 1, -1)
-
-
 def _price_outlier(ctx: DefectContext, draft: TableDraft, rows: np.ndarray) -> None:
     """unit_price = the price of a case of 12 or 24 units (a pack price keyed as the unit price)."""
     case_size = np.asarray(CASE_SIZES)[ctx.rng.integers(len(CASE_SIZES), size=rows.size)]
-    draft.columns["unit_price"][rows] = _format_money(ctx.list_cents[_line_products(draft, rows)] * case_size)
+    draft.columns["unit_price"][rows] = _format_money(ctx.list_cents[ctx.lines.product[rows]] * case_size)
 
 
 def _price_outlier_candidates(ctx: DefectContext, draft: TableDraft) -> np.ndarray:
     """Single-unit lines of the cheapest products, at list price: a case price keyed on
-    them stays a small amount, and the line still shows 12-24x its list price."""
+    them stays a small amount, and the line still shows 12-24x its list price. Chosen from the
+    drawn numbers (parsing a million text values would cost seconds), then kept only where no
+    earlier defect rewrote the product, quantity or price text."""
+    lines = ctx.lines
     cheap = ctx.list_cents <= np.quantile(ctx.list_cents, CHEAP_PRODUCT_QUANTILE)
-    product = _line_products(draft)
-    at_list_price = draft.columns["unit_price"] == _format_money(ctx.list_cents[product])
-    few_units = np.isin(draft.columns["quantity"], _text([str(q) for q in range(1, OUTLIER_MAX_QUANTITY + 1)]))
-    return (product >= 0) & cheap[product] & at_list_price & few_units
+    rows = np.flatnonzero(cheap[lines.product] & (lines.quantity <= OUTLIER_MAX_QUANTITY)
+                          & (lines.unit_cents == ctx.list_cents[lines.product]))
+    unchanged = ((draft.columns["product_id"][rows] == _product_id(lines.product[rows]))
+                 & (draft.columns["quantity"][rows] == lines.quantity[rows].astype(TEXT))
+                 & (draft.columns["unit_price"][rows] == _format_money(lines.unit_cents[rows])))
+    candidates = np.zeros(draft.size, dtype=bool)
+    candidates[rows[unchanged]] = True
+    return candidates
 
 
 def _orphan_line_candidates(ctx: DefectContext, draft: TableDraft) -> np.ndarray:
@@ -1637,7 +1644,7 @@ def generate(
 
     drafts = _reference_drafts(customers, catalogue) + _monthly_drafts(
         placed, lines, transactions, inventory, calendar, currency)
-    context = DefectContext(stream["defects"], catalogue.list_cents, next_unknown_order=orders + 1,
+    context = DefectContext(stream["defects"], catalogue.list_cents, lines, next_unknown_order=orders + 1,
                             next_unknown_customer=customers.city.size + 1)
     for draft in drafts:
         _inject_defects(context, draft, defect_rate, quarantined if draft.name == "orders" else {})
