@@ -3,7 +3,9 @@
 build_quality_docs() runs once at the end of a run:
   1. prunes old validation results (expectations/thresholds.yml, section docs), since a Data
      Docs build renders every stored result;
-  2. builds the GX Data Docs once, into data/docs/quality/gx/;
+  2. builds the GX Data Docs once, into data/docs/quality/gx/, with the views and renderers of
+     gx_views.py: every value from the data (unexpected values, failing rows, observed values,
+     column names) is shown as text, never as markup;
   3. makes them work offline: GX's pages load CSS/JS from CDNs (jsdelivr, unpkg, cdnjs,
      bootstrapcdn, code.jquery.com) and a logo from S3; the same files, at the same versions,
      are vendored in orchestration/quality/static/vendor/ (fetched from npm, see VENDORED.md)
@@ -13,7 +15,8 @@ build_quality_docs() runs once at the end of a run:
   4. writes the landing page data/docs/quality/index.html: every month, layer and gate with its
      result, the failed expectations with observed values and examples, and links to the GX pages.
 
-serve_docs() serves them on 127.0.0.1 (`nexcart docs`); opening index.html from disk works too.
+serve_docs() serves them on 127.0.0.1 (`nexcart docs`): files only (a folder is its index.html,
+never a listing; nothing outside the folder); opening index.html from disk works too.
 """
 
 from __future__ import annotations
@@ -35,13 +38,15 @@ from orchestration.quality.suites import LAYERS, QualityConfig, load_config
 SITE_NAME = "nexcart_quality"
 GX_SUBDIR = "gx"  # the GX site inside the docs folder; the landing page is the folder's index.html
 VENDOR_DIR = Path(__file__).parent / "static" / "vendor"
-# The GX site is rendered by the views of gx_views.py, which escape every value from the data.
-# A site whose stamp differs was rendered otherwise: the next build renders all of its pages.
-RENDERING = "escaped-values-1"
+# The GX site is rendered by the views and renderers of gx_views.py, which escape every value
+# from the data. A site whose stamp differs was rendered otherwise (a build renders only the
+# results that have no page yet, so older pages would stay as they are): the next build renders
+# all of its pages.
+RENDERING = "escaped-values-2"
 RENDERING_STAMP = ".rendering"
 
 
-def _view(class_name: str) -> dict:
+def _gx_views(class_name: str) -> dict:
     return {"module_name": "orchestration.quality.gx_views", "class_name": class_name}
 
 
@@ -332,8 +337,8 @@ def write_landing_page(out_dir: Path, config: QualityConfig, results: list[GateR
             ) or "&mdash;"
             parts.append(
                 f'<tr id="{_e(anchor)}"><td>{_e(result.layer)}</td><td><code>{_e(result.asset_key)}</code></td>'
-                f'<td class="{result.status}">{_STATUS_LABEL[result.status]}'
-                f"{'' if result.rows is None else f'<br><small>{result.rows} rows</small>'}</td>"
+                f'<td class="{_e(result.status)}">{_e(_STATUS_LABEL[result.status])}'
+                f"{'' if result.rows is None else f'<br><small>{_e(result.rows)} rows</small>'}</td>"
                 f"<td>{failed}</td><td><small>{_e(result.checked_at)}</small></td><td>{links}</td></tr>"
             )
         parts.append("</table>")
@@ -365,9 +370,16 @@ def build_quality_docs(warehouse_path: str | Path, out_dir: str | Path | None = 
         "class_name": "SiteBuilder",
         "show_how_to_buttons": False,
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site.resolve())},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "view": _view("EscapingIndexPageView")},
-        "site_section_builders": {section: {"view": _view("EscapingPageView")}
-                                  for section in ("expectations", "validations", "profiling")},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "view": _gx_views("EscapingIndexPageView")},
+        "site_section_builders": {
+            "expectations": {"view": _gx_views("EscapingPageView"), "renderer": {
+                "class_name": "ExpectationSuitePageRenderer",
+                "column_section_renderer": _gx_views("EscapingExpectationSuiteColumnSectionRenderer")}},
+            "validations": {"view": _gx_views("EscapingPageView"), "renderer": {
+                "class_name": "ValidationResultsPageRenderer",
+                "column_section_renderer": _gx_views("EscapingValidationResultsColumnSectionRenderer")}},
+            "profiling": "False",  # no profiling results here: its pages are not rendered at all
+        },
     }
     sites = project.context.variables.data_docs_sites or {}
     if sites != {SITE_NAME: site_config}:

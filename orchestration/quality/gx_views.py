@@ -6,10 +6,11 @@ value (the unexpected values and their counts, the failing rows' values, the obs
 run info), a non-string parameter (a list, a dict), a section's name and the page title. An orders
 `currency` of `<img src=x onerror=...>` then runs when the page is opened (issue #11).
 
-These views treat every such value as text: the only HTML kept raw is what GX's renderers write
-themselves (content blocks, which its templates render; the markup of string templates; the few
-HTML constants below). The site config in docs.py names them (module orchestration.quality.gx_views),
-so GX imports this module only when it builds the docs.
+These views treat every such value as text, and the column section renderers below hand GX's
+section headers the column name as a parameter (GX writes it into the header's markup). The only
+HTML kept raw is what GX's renderers write themselves: content blocks (rendered by its templates),
+the markup around string templates' parameters, and the few HTML constants below. The site config
+in docs.py names these classes, so GX imports this module only when it builds the docs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from typing import Any
 from great_expectations.render import RenderedContent, RenderedDocumentContent
 from great_expectations.render.renderer.content_block.exception_list_content_block import (
     ExceptionListContentBlockRenderer,
+)
+from great_expectations.render.renderer.column_section_renderer import (
+    ExpectationSuiteColumnSectionRenderer,
+    ValidationResultsColumnSectionRenderer,
 )
 from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
 from jinja2 import pass_context
@@ -101,3 +106,27 @@ class EscapingPageView(_EscapingView, DefaultJinjaPageView):
 
 class EscapingIndexPageView(_EscapingView, DefaultJinjaIndexPageView):
     """The GX site's index page."""
+
+
+def _column_as_parameter(header_block, column: Any) -> None:
+    """GX writes a column's name into the markup of its section header (not as a parameter,
+    which the view escapes): make it the parameter."""
+    template = header_block.header.string_template
+    template["template"] = "$column"
+    template["params"] = {**template.get("params", {}), "column": str(column)}
+
+
+class EscapingValidationResultsColumnSectionRenderer(ValidationResultsColumnSectionRenderer):
+    @classmethod
+    def _render_header(cls, validation_results):
+        remaining, block = super()._render_header(validation_results)
+        _column_as_parameter(block, cls._get_column_name(validation_results))
+        return remaining, block
+
+
+class EscapingExpectationSuiteColumnSectionRenderer(ExpectationSuiteColumnSectionRenderer):
+    @classmethod
+    def _render_header(cls, expectations):
+        remaining, block = super()._render_header(expectations)
+        _column_as_parameter(block, cls._get_column_name(expectations))
+        return remaining, block
