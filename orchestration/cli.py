@@ -168,10 +168,14 @@ def warning_lines(failures) -> list[str]:
     lines = []
     for (asset, expectation), group in grouped.items():
         counts = [(f.observed.get("unexpected_count"), f.observed.get("element_count")) for f in group]
+        observed = [f.observed.get("observed") for f in group]
         if all(bad is not None and total is not None for bad, total in counts):
             detail = f"{sum(b for b, _ in counts):,} of {sum(t for _, t in counts):,} rows"
+        elif len(group) > 1 and all(isinstance(o, (int, float)) for o in observed):
+            expected = group[0].observed.get("expected")
+            detail = f"observed up to {max(observed):.3g}" + (f", expected {expected}" if expected else "")
         else:
-            detail = group[0].detail + (" in the first" if len(group) > 1 else "")
+            detail = group[0].detail
         lines.append(f"{asset} gx_gate: {expectation} ({detail}, in {_span([f.month for f in group])})")
     return lines
 

@@ -51,9 +51,14 @@ def test_warnings_are_named_once_with_their_rows_summed_over_the_months():
     failures = [_failure("WARN", "raw/orders", f"2024-{m:02d}", "order_ts is present (any missing)", 1, 160)
                 for m in range(1, 13)]
     failures.append(_failure("WARN", "clean/orders", "2024-03", "orphan share", observed=0.02))
+    failures += [GateFailure("WARN", "clean/transactions", month, "quarantined row share (warn)",
+                             {"observed": share, "expected": "<= 0.005"})
+                 for month, share in (("2024-02", 0.0061), ("2024-05", 0.0164038))]
     assert warning_lines(failures) == [
         "raw/orders gx_gate: order_ts is present (any missing) (12 of 1,920 rows, in 12 months (2024-01..2024-12))",
         "clean/orders gx_gate: orphan share (observed 0.02, in 1 month (2024-03))",
+        "clean/transactions gx_gate: quarantined row share (warn) (observed up to 0.0164, expected <= 0.005, "
+        "in 2 months (2024-02..2024-05))",
     ]
 
 
@@ -89,3 +94,27 @@ def test_the_run_history_keeps_the_newest_runs(tmp_path, keep):
             assert instance.get_records_for_run(run_ids[0]).records == []  # their events are gone too
         else:
             assert deleted == 0 and len(kept) == 4
+
+
+def test_a_broken_or_missing_monthly_file_holds_back_its_month_only(pipeline):
+    """A wrong header in February's orders and no order lines for a March that has orders: each
+    month is held back and named with its file's own message, January is published, the run
+    exits 1, and the terminal shows one line per failure, no stack trace."""
+    from datetime import date
+
+    from tests.test_marts import write_dataset
+
+    write_dataset(pipeline.raw)
+    orders = pipeline.raw / "orders/2024-02.csv"
+    orders.write_text(orders.read_text().replace("order_ts", "order_time", 1))
+    (pipeline.raw / "orders/2024-03.csv").write_text("order_id,order_ts\nO9,2024-03-02 10:00\n")
+
+    completed = pipeline.nexcart("run", check=False)
+    assert completed.returncode == 1
+    assert "2024-02: orders/2024-02.csv, line 1: missing required column 'order_ts'" in completed.stderr
+    assert "2024-03: order_items/2024-03.csv is missing: order_items is a required monthly table" in completed.stderr
+    assert "1 month(s) published, 2 HELD BACK (2024-02, 2024-03)" in completed.stdout
+    terminal = completed.stdout + completed.stderr
+    assert "Traceback" not in terminal and "dagster - ERROR" not in terminal and 'File "' not in terminal
+    assert pipeline.query("select month from marts.monthly_revenue order by month") == [(date(2024, 1, 1),)]
+    assert pipeline.query("select count(*) from raw.orders where _month <> '2024-01'") == [(0,)]

@@ -1,8 +1,8 @@
 """The monthly business report as an asset: reports/monthly_report writes data/reports/YYYY-MM.html
 for each month it is run for (earlier months stay), then rewrites data/reports/index.html.
 
-The reports folder sits beside the warehouse's folder: with the default NEXCART_WAREHOUSE
-(data/warehouse/nexcart.duckdb) it is data/reports/. The report reads the marts through one
+The reports folder is reports/ under the output root (NEXCART_OUTPUT_DIR, default data/). A month
+held back by a failed error gate gets its report too, with a banner saying so. The report reads the marts through one
 read-only DuckDB connection that is closed before the HTML is written; it still runs in the
 'warehouse' pool, since even a read-only connection blocks a writer of the file.
 """
@@ -22,7 +22,7 @@ from dagster import (
 
 from orchestration.partitions import monthly_partitions
 from orchestration.quality.gx_project import QualityPaths
-from orchestration.quality.holds import held_metadata, hold_back_failed_months
+from orchestration.quality.holds import failed_gate_months, held_metadata, hold_back_failed_months
 from orchestration.reporting import render_index, render_month_report
 from orchestration.reporting.data import MARTS
 from orchestration.reporting.render import MAX_REPORT_BYTES
@@ -60,12 +60,13 @@ def build_monthly_report(partitions_def: MonthlyPartitionsDefinition = monthly_p
         out_dir = settings.reports_dir
         docs = QualityPaths.from_settings().site_dir / "index.html"
         held = hold_back_failed_months(context, warehouse)
-        months = sorted(m for m in context.partition_keys if m not in held)
+        notices = _held_notices(context, warehouse, held)
+        months = sorted(context.partition_keys)
         per_month: dict[str, dict[str, MetadataValue]] = {}
         for month in months:
-            # the run's own build of the warehouse: this run's marts, not the last published ones
+            # the run's own build of the warehouse: this run's marts (a held month: as last published)
             result = render_month_report(warehouse.database, month, out_dir, currency=settings.currency,
-                                         quality_docs=docs)
+                                         quality_docs=docs, notice=notices.get(month))
             hidden = sorted(k for k, shown in result.sections.items() if not shown)
             context.log.info(f"Report {month}: {result.path} ({result.size_bytes:,} bytes)"
                              + (f"; hidden sections: {', '.join(hidden)}" if hidden else ""))
@@ -88,6 +89,26 @@ def build_monthly_report(partitions_def: MonthlyPartitionsDefinition = monthly_p
         return MaterializeResult(metadata={**common, **held_md, "months": MetadataValue.int(len(months))})
 
     return monthly_report
+
+
+def _held_notices(context: AssetExecutionContext, warehouse: WarehouseResource, held: list[str]) -> dict[str, str]:
+    """The banner of each held-back month's report: which gates held it, and whether the figures
+    shown are its last published ones or there are none yet."""
+    if not held:
+        return {}
+    failed = failed_gate_months(context.instance, context.run.run_id)
+    with warehouse.connect(read_only=True) as con:
+        published = {month for (month,) in con.execute(
+            "select strftime(month, '%Y-%m') from marts.monthly_revenue where strftime(month, '%Y-%m') in "
+            "(select unnest(?::varchar[]))", [held]).fetchall()}
+    return {
+        month: (f"Held back: the latest delivery of {month} failed an error-level quality gate "
+                f"({', '.join(sorted(set(failed.get(month, []))))}). "
+                + ("These are the month's last published figures. " if month in published
+                   else "Nothing of this month has been published yet. ")
+                + "See the data-quality docs for what failed.")
+        for month in held
+    }
 
 
 monthly_report = build_monthly_report()
