@@ -180,6 +180,19 @@ def warning_lines(failures) -> list[str]:
     return lines
 
 
+def other_check_lines(result) -> list[str]:
+    """Failed checks that are not quality gates (the marts' freshness), once per check name with
+    the assets it failed on."""
+    from orchestration.quality.holds import GATE_CHECK_NAME
+
+    failed: dict[str, list[str]] = {}
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed and evaluation.check_name != GATE_CHECK_NAME:
+            failed.setdefault(evaluation.check_name, []).append(evaluation.asset_key.to_user_string())
+    return [f"{name} failed on {len(assets)} asset(s): {', '.join(sorted(assets)[:4])}"
+            + (", ..." if len(assets) > 4 else "") for name, assets in failed.items()]
+
+
 def _ingest_failures(result) -> dict[tuple[str, str], str]:
     """(table, month) -> the message of a monthly file the raw step could not load."""
     failed: dict[tuple[str, str], str] = {}
@@ -263,7 +276,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress.join()
     failures = gate_failures(result)
     held_reasons = held_back_lines(failures, _ingest_failures(result))
-    warned = warning_lines(failures)
+    warned = warning_lines(failures) + other_check_lines(result)
     docs = build_quality_docs(settings.warehouse)  # once per run, failed runs included
     elapsed = time.perf_counter() - started
     prune_run_history(instance, settings.keep_runs)
