@@ -118,3 +118,25 @@ def test_a_broken_or_missing_monthly_file_holds_back_its_month_only(pipeline):
     assert "Traceback" not in terminal and "dagster - ERROR" not in terminal and 'File "' not in terminal
     assert pipeline.query("select month from marts.monthly_revenue order by month") == [(date(2024, 1, 1),)]
     assert pipeline.query("select count(*) from raw.orders where _month <> '2024-01'") == [(0,)]
+
+
+def test_failed_checks_other_than_the_gates_are_listed_once(tmp_path):
+    """A freshness check failing on several marts reads as one line, not one per asset."""
+    from dagster import AssetCheckResult, AssetCheckSeverity, DagsterInstance, asset, asset_check, materialize
+
+    from orchestration.cli import other_check_lines
+
+    checks = []
+    for name in ("monthly_revenue", "daily_revenue"):
+        @asset(name=name)
+        def mart() -> int:
+            return 1
+
+        @asset_check(asset=mart, name="freshness_check")
+        def stale() -> AssetCheckResult:
+            return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN)
+
+        checks.append((mart, stale))
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        result = materialize([c for pair in checks for c in pair], instance=instance, raise_on_error=False)
+    assert other_check_lines(result) == ["freshness_check failed on 2 asset(s): daily_revenue, monthly_revenue"]
