@@ -8,6 +8,8 @@ Size and mtime only decide whether a file needs hashing again, so a tick stays c
 
 import hashlib
 import json
+import os
+import stat
 from pathlib import Path
 
 from dagster import (
@@ -33,9 +35,15 @@ from orchestration.schedules import monthly_refresh_job
 from orchestration.settings import load_settings
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
+def _sha256(path: Path) -> str | None:
+    """The file's sha256, or None if it is not a regular file. Opened non-blocking and checked
+    on the descriptor: a FIFO put there meanwhile must not hang the tick."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        os.set_blocking(fd, True)
+        digest = hashlib.sha256()
         for chunk in iter(lambda: stream.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -60,15 +68,25 @@ def raw_files(data_dir: Path) -> dict[str, Path]:
 
 
 def fingerprint(data_dir: Path, previous: dict[str, list]) -> dict[str, list]:
-    """[size, mtime, sha256] per file, re-hashing only files whose size or mtime changed."""
+    """[size, mtime, sha256] per file, re-hashing only files whose size or mtime changed.
+
+    Only regular files (or links to them) count: a FIFO would block the tick forever, and a
+    dangling link, a link loop or a directory named like a file has no content. They are left
+    out, so the tick goes on; the run that loads the month reports them.
+    """
     state: dict[str, list] = {}
     for rel, path in raw_files(data_dir).items():
-        stat = path.stat()
-        old = previous.get(rel)
-        if old and old[0] == stat.st_size and old[1] == stat.st_mtime:
-            state[rel] = old
-        else:
-            state[rel] = [stat.st_size, stat.st_mtime, _sha256(path)]
+        try:
+            info = path.stat()
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            old = previous.get(rel)
+            if old and old[0] == info.st_size and old[1] == info.st_mtime:
+                state[rel] = old
+            elif (digest := _sha256(path)) is not None:
+                state[rel] = [info.st_size, info.st_mtime, digest]
+        except OSError:  # gone, a dangling link or a loop (ELOOP), unreadable: no content to compare
+            continue
     return state
 
 
