@@ -82,7 +82,7 @@ def test_the_run_history_keeps_the_newest_runs(tmp_path, keep):
     from orchestration.run_log import prune_run_history
 
     @asset
-    def tiny() -> int:
+    def tiny():
         return 1
 
     with DagsterInstance.from_config(str(tmp_path)) as instance:
@@ -129,11 +129,11 @@ def test_failed_checks_other_than_the_gates_are_listed_once(tmp_path):
     checks = []
     for name in ("monthly_revenue", "daily_revenue"):
         @asset(name=name)
-        def mart() -> int:
+        def mart():
             return 1
 
         @asset_check(asset=mart, name="freshness_check")
-        def stale() -> AssetCheckResult:
+        def stale():
             return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN)
 
         checks.append((mart, stale))
