@@ -34,7 +34,8 @@ DEFECT_KINDS = {
     "invalid_email", "invalid_phone", "orphan_order_item", "orphan_customer", "orphan_transaction",
     "non_positive_quantity", "non_positive_price", "price_outlier", "non_canonical_value", "unknown_status",
 }
-REAL_WORLD_CASES = {"empty_month", "cancelled_without_lines", "zero_value_payment", "fully_discounted_line"}
+REAL_WORLD_CASES = {"empty_month", "month_without_lines", "cancelled_without_lines", "zero_value_payment",
+                    "fully_discounted_line"}
 # Issues #11/#12: price outliers stay well under 1 % of a month's gross revenue, as in real exports.
 MAX_OUTLIER_REVENUE_SHARE = Decimal("0.01")
 CATEGORICAL = {
@@ -287,8 +288,9 @@ def is_clean_record(line: Line) -> bool:
 
 def find_real_world_cases(root: Path) -> set[tuple[str, str, int | None]]:
     """(case, source_file or month, line) of every real-world case, judged from the files alone:
-    a month between the first and the last without any monthly file; a cancelled order no line
-    refers to; a payment of 0.00; a line discounted by its whole amount."""
+    a month between the first and the last without any monthly file; a month with orders and no
+    order lines; a cancelled order no line refers to; a payment of 0.00; a line discounted by its
+    whole amount."""
     cases: set[tuple[str, str, int | None]] = set()
     monthly = [name for name, table in TABLES.items() if table.monthly]
     delivered = {path.stem for name in monthly for path in table_files(root, name)}
@@ -300,6 +302,9 @@ def find_real_world_cases(root: Path) -> set[tuple[str, str, int | None]]:
         month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
 
     lines = read_lines(root)
+    months_with_orders = {line.month for line in lines["orders"]}
+    for month in months_with_orders - {line.month for line in lines["order_items"]}:
+        cases.add(("month_without_lines", month, None))
     ordered = {line.fields[0] for line in lines["order_items"]}  # order_id comes first, even in a broken line
     for line in lines["orders"]:
         if is_clean_record(line) and line.record["status"] == "cancelled" and line.key not in ordered:
@@ -455,6 +460,7 @@ def test_clean_sample_keeps_the_real_world_shape(clean):
     assert real_world_truth_places(truth) == find_real_world_cases(clean)
     assert ("empty_month", "2024-02", None) in real_world_truth_places(truth)
     assert any(row["kind"] == "cancelled_without_lines" for row in truth)
+    assert not any(row["kind"] == "month_without_lines" for row in truth)  # 3 months: too short for it
 
 
 def test_regenerating_replaces_its_own_files_and_keeps_everything_else(tmp_path):
@@ -547,6 +553,10 @@ def _is_date(text: str) -> bool:
 # ----------------------------------------------------------------------------------------------
 
 
+def _month_after(month: date) -> date:
+    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
 def _month_before(month: date) -> date:
     return date(month.year - (month.month == 1), (month.month - 2) % 12 + 1, 1)
 
@@ -589,7 +599,7 @@ def test_the_empty_month_is_inside_the_window_and_follows_the_seed(tmp_path):
         assert ("empty_month", month, None) in real_world_truth_places(read_real_world_truth(tmp_path / f"s{seed}"))
 
     two_months = generate(tmp_path / "short", orders=300, months=2, seed=1)  # no month strictly inside
-    assert two_months["empty_month"] is None
+    assert two_months["empty_month"] is None and two_months["month_without_lines"] is None
     assert [path.stem for path in sorted((tmp_path / "short" / "orders").glob("*.csv"))] == ["2024-01", "2024-02"]
 
 
@@ -607,13 +617,23 @@ def test_default_sample_has_every_real_world_case_and_the_ground_truth_lists_exa
     lines = {(line.source_file, line.number): line for table_lines in read_lines(root).values()
              for line in table_lines}
     for row in truth:
-        if row["kind"] != "empty_month":
+        if row["source_file"]:  # the month-level cases name only their month
             line = lines[(row["source_file"], int(row["source_line"]))]
             assert (row["table_name"], row["month"], row["record_key"]) == (line.table, line.month, line.key)
     [empty_month] = [row["month"] for row in truth if row["kind"] == "empty_month"]
     assert summary["first_month"] < empty_month == summary["empty_month"] < summary["last_month"]
     cancelled_months = {row["month"] for row in truth if row["kind"] == "cancelled_without_lines"}
     assert cancelled_months and empty_month not in cancelled_months
+
+    # The soft reopening: the month after the empty one has only orders cancelled before a line.
+    [reopening] = [row["month"] for row in truth if row["kind"] == "month_without_lines"]
+    assert reopening == summary["month_without_lines"] and reopening[:7] > empty_month
+    assert date.fromisoformat(reopening + "-01") == _month_after(date.fromisoformat(empty_month + "-01"))
+    orders = read_table_lines(root, "orders")
+    reopening_orders = {(line.source_file, line.number) for line in orders if line.month == reopening}
+    assert reopening_orders and reopening_orders <= {(row["source_file"], int(row["source_line"])) for row in truth
+                                                     if row["kind"] == "cancelled_without_lines"}
+    assert (root / "order_items" / f"{reopening}.csv").read_text(encoding="utf-8").count("\n") == 1  # header only
 
 
 def test_zero_value_payments_are_vouchers_for_fully_discounted_orders(default_sample):

@@ -8,7 +8,8 @@ issue tables can be checked against what was really broken.
 Real exports are also untidy in ways that break no rule; those are real-world shape, not defects:
 they come at every defect rate (a defect rate of 0 still has them), the pipeline must accept them
 without flagging anything, and `_ground_truth/real_world.csv` lists them: a seasonal shop's empty
-month (no monthly file at all), orders cancelled before any line was added, and orders paid in full
+month (no monthly file at all) followed, in longer windows, by a month whose few orders were all
+cancelled before any line was added, such orders in other months too, and orders paid in full
 by a voucher or gift card (every line discounted to 0, a payment of 0.00). A status outside the
 contract's list is a defect (`unknown_status`: the pipeline flags it), and so is a price outlier.
 
@@ -278,6 +279,12 @@ PARTIAL_REFUND_SHARE = 0.4
 # A seasonal shop closes for one month strictly inside the window: no monthly file at all.
 # Orders abandoned at checkout: cancelled before any line was added (no lines, no payment).
 ABANDONED_SHARE = 0.0005
+# In a window of 6 months or more the shop reopens softly: the month after the closure, its site
+# is back online only for the last days, and the few checkouts started then were all abandoned,
+# so that month has orders but no order lines.
+SOFT_REOPENING_MIN_MONTHS = 6
+SOFT_REOPENING_CHECKOUTS = 3
+SOFT_REOPENING_DAYS = 2
 # Orders paid in full by a voucher or gift card: every line discounted to 0, one payment of 0.00.
 # About 1 in 10,000 payments, so a sample of a few thousand orders usually has none.
 VOUCHER_SHARE = 0.0001
@@ -331,10 +338,11 @@ NON_CANONICAL_COLUMNS = {
 }
 
 # The real-world cases, listed in REAL_WORLD_FILE with the ground truth's columns ('kind' = case):
-# the empty month (a row with only the month), the abandoned orders, the zero-value payments and
-# their orders' fully discounted lines.
+# the empty month and the month without lines (rows with only the month), the abandoned orders,
+# the zero-value payments and their orders' fully discounted lines.
 REAL_WORLD_FILE = "_ground_truth/real_world.csv"
-REAL_WORLD_CASES = ("empty_month", "cancelled_without_lines", "zero_value_payment", "fully_discounted_line")
+REAL_WORLD_CASES = ("empty_month", "month_without_lines", "cancelled_without_lines", "zero_value_payment",
+                    "fully_discounted_line")
 CASE_CODE = {case: code for code, case in enumerate(REAL_WORLD_CASES)}
 
 
@@ -449,9 +457,10 @@ class Calendar:
     day_of_month: np.ndarray  # per day: 1..31
     weekday: np.ndarray  # per day: 0 = Monday
     closed_month: int = -1  # index of the month the shop is closed (no orders, no files); -1 = none
+    reopening_month: int = -1  # the month after it, when only a few abandoned checkouts came in; -1 = none
 
     @classmethod
-    def build(cls, start_month: str, months: int, closed_month: int = -1) -> Calendar:
+    def build(cls, start_month: str, months: int, closed_month: int = -1, reopening_month: int = -1) -> Calendar:
         first = np.datetime64(start_month, "M")
         month_starts = np.arange(first, first + months + 1)
         days = np.arange(month_starts[0].astype("datetime64[D]"), month_starts[-1].astype("datetime64[D]"))
@@ -465,6 +474,7 @@ class Calendar:
             day_of_month=(days - days.astype("datetime64[M]")).astype(np.int64) + 1,
             weekday=(epoch_days + 3) % 7,  # 1970-01-01 was a Thursday
             closed_month=closed_month,
+            reopening_month=reopening_month,
         )
 
     @property
@@ -480,14 +490,16 @@ class Calendar:
         return np.searchsorted(self.month_start_seconds, epoch_seconds, side="right") - 1
 
     def postpone_past_closure(self, start_seconds: np.ndarray, after: np.ndarray) -> np.ndarray:
-        """Seconds after start of a step that the shop takes (payment, shipping, refund), moved to
-        the reopening when it would fall in the closed month. Later steps are computed from the
-        postponed ones, so every order's events keep their order."""
+        """Seconds after start of a step that the shop takes (payment, shipping, refund), moved
+        past the closed month when it would fall in it: the backlog is worked off in the first
+        day after it, in the order it came in (a month's steps spread over about a day). Later
+        steps are computed from the postponed ones, so every order's events keep their order."""
         if self.closed_month < 0:
             return after
         closed, reopening = self.month_start_seconds[self.closed_month:self.closed_month + 2]
         at = start_seconds + after
-        return np.where((at >= closed) & (at < reopening), reopening - start_seconds, after)
+        backlog = reopening + (at - closed) // 30 - start_seconds
+        return np.where((at >= closed) & (at < reopening), backlog, after)
 
     def traffic_weights(self) -> np.ndarray:
         """Relative order volume per day: growth, Q4 season, weekday, Black Friday and holidays."""
@@ -504,7 +516,7 @@ class Calendar:
         weights[cyber_monday[cyber_monday < weights.size]] *= CYBER_MONDAY_LIFT
         for (month, day), lift in HOLIDAY_LIFT.items():
             weights[(month_of_year == month - 1) & (day_of_month == day)] *= lift
-        weights[self.day_month == self.closed_month] = 0.0
+        weights[(self.day_month == self.closed_month) | (self.day_month == self.reopening_month)] = 0.0
         return weights
 
     def promo_share(self) -> np.ndarray:
@@ -672,11 +684,15 @@ class OrderLines:
 
 def _place_orders(rng: np.random.Generator, calendar: Calendar, count: int) -> Orders:
     traffic = calendar.traffic_weights()
-    day = np.repeat(np.arange(traffic.size), rng.multinomial(count, traffic / traffic.sum()))
+    reopening_days = np.flatnonzero(calendar.day_month == calendar.reopening_month)[-SOFT_REOPENING_DAYS:]
+    checkouts = min(SOFT_REOPENING_CHECKOUTS, count - 1) if reopening_days.size else 0
+    day = np.repeat(np.arange(traffic.size), rng.multinomial(count - checkouts, traffic / traffic.sum()))
+    day = np.sort(np.concatenate([day, rng.choice(reopening_days, size=checkouts)])) if checkouts else day
     month = calendar.day_month[day]
     progress = np.arange(calendar.month_labels.size) / max(1, calendar.month_labels.size - 1)
     channel_share = np.outer(1 - progress, CHANNEL_SHARE_FIRST) + np.outer(progress, CHANNEL_SHARE_LAST)
     channel = _draw_by_group(rng, month, channel_share)
+    channel[month == calendar.reopening_month] = 0  # only the online store was back
     weekend = calendar.weekday[day] >= 5
     hour = _draw_by_group(rng, 2 * (channel == RETAIL) + weekend, HOURLY_PROFILE)
     seconds = calendar.epoch_days[day] * DAY + hour * HOUR + rng.integers(0, HOUR, count)
@@ -686,14 +702,16 @@ def _place_orders(rng: np.random.Generator, calendar: Calendar, count: int) -> O
                   abandoned=np.zeros(count, dtype=bool), voucher=np.zeros(count, dtype=bool))
 
 
-def _abandon_checkouts(rng: np.random.Generator, orders: Orders) -> None:
+def _abandon_checkouts(rng: np.random.Generator, orders: Orders, calendar: Calendar) -> None:
     """A few online orders are cancelled before a line was added: they get no lines (so no
-    payment), status cancelled and no shipping. The flagship store's till cannot do that."""
+    payment), status cancelled and no shipping. The flagship store's till cannot do that. Every
+    checkout of the soft reopening month is one of them."""
     candidates = np.flatnonzero(orders.has_lines & (orders.channel != RETAIL))
     count = min(round(ABANDONED_SHARE * orders.seconds.size), candidates.size)
     abandoned = rng.choice(candidates, size=count, replace=False)
     orders.abandoned[abandoned] = True
-    orders.has_lines[abandoned] = False
+    orders.abandoned[orders.month == calendar.reopening_month] = True
+    orders.has_lines[orders.abandoned] = False
 
 
 def _pay_by_voucher(rng: np.random.Generator, orders: Orders, lines: OrderLines, calendar: Calendar) -> OrderLines:
@@ -936,10 +954,13 @@ def _simulate_inventory(rng: np.random.Generator, orders: Orders, lines: OrderLi
     on_hand = reorder_point + order_quantity  # the sample starts with full shelves
     month_first_days = np.r_[0, np.flatnonzero(np.diff(calendar.day_month) != 0) + 1]
     month_starts = set(month_first_days[1:].tolist())
-    # The month after the closure is planned from the four weeks before it, not from its zero sales.
+    # The months after the closure (and the soft reopening) are planned from the four weeks before
+    # it, not from their zero sales.
     plan_from = dict(zip(month_starts, month_starts))
-    if 0 < calendar.closed_month < month_first_days.size - 1:
-        plan_from[int(month_first_days[calendar.closed_month + 1])] = int(month_first_days[calendar.closed_month])
+    if calendar.closed_month > 0:
+        last_quiet = max(calendar.closed_month, calendar.reopening_month)
+        for month in range(calendar.closed_month + 1, min(last_quiet + 2, month_first_days.size)):
+            plan_from[int(month_first_days[month])] = int(month_first_days[calendar.closed_month])
     for day in range(days):
         if day in month_starts:
             reorder_point, order_quantity = _replenishment_plan(cumulative, plan_from[day])
@@ -1381,11 +1402,15 @@ def _add_later_copies(ctx: DefectContext, draft: TableDraft, rows: np.ndarray, k
         draft.columns[column][rows] = stale(draft.columns[column][rows])
 
 
-def _reserve_quarantined_orders(rng: np.random.Generator, order_count: int, rate: float) -> dict[str, np.ndarray]:
-    """Pick the orders that will carry a quarantining defect, before their lines are drawn."""
+def _reserve_quarantined_orders(rng: np.random.Generator, orders: Orders, calendar: Calendar,
+                                rate: float) -> dict[str, np.ndarray]:
+    """Pick the orders that will carry a quarantining defect, before their lines are drawn; none
+    in the soft reopening month, whose orders are all abandoned checkouts."""
+    order_count = orders.seconds.size
+    candidates = np.flatnonzero(orders.month != calendar.reopening_month)
     count = _defect_count(rate, order_count, len(DEFECT_KINDS["orders"]))
-    count = min(count, order_count // (len(QUARANTINED_ORDER_KINDS) + 1))
-    picked = rng.choice(order_count, size=count * len(QUARANTINED_ORDER_KINDS), replace=False)
+    count = min(count, candidates.size // (len(QUARANTINED_ORDER_KINDS) + 1))
+    picked = rng.choice(candidates, size=count * len(QUARANTINED_ORDER_KINDS), replace=False)
     return {kind: np.sort(picked[i * count:(i + 1) * count]) for i, kind in enumerate(QUARANTINED_ORDER_KINDS)}
 
 
@@ -1527,12 +1552,15 @@ def _write_ground_truth(out_dir: Path, relative_path: str, parts: list[dict[str,
     return {kind: found.get(kind, 0) for kind in kinds}
 
 
-def _empty_month_truth(calendar: Calendar) -> dict[str, np.ndarray]:
-    """The closed month as a ground-truth row: only its month is set (it has no file, no line)."""
-    label = [str(calendar.month_labels[calendar.closed_month])] if calendar.closed_month >= 0 else []
-    blank = _repeated("", len(label))
-    return {"table_name": blank, "month": _text(label), "record_key": blank,
-            "kind": _repeated("empty_month", len(label)), "source_file": blank, "source_line": blank}
+def _month_truth(calendar: Calendar) -> dict[str, np.ndarray]:
+    """The closed month and the soft reopening month as ground-truth rows: only their month is
+    set (the one has no file, the other an order_items file without lines)."""
+    cases = [(case, month) for case, month in (("empty_month", calendar.closed_month),
+                                                ("month_without_lines", calendar.reopening_month)) if month >= 0]
+    blank = _repeated("", len(cases))
+    return {"table_name": blank, "month": _text([str(calendar.month_labels[month]) for _, month in cases]),
+            "record_key": blank, "kind": _text([case for case, _ in cases]), "source_file": blank,
+            "source_line": blank}
 
 
 def _remove_previous_output(out_dir: Path) -> None:
@@ -1574,18 +1602,27 @@ def window_start_month(months: int, today: date) -> str:
     return str(last_complete - (months - 1))
 
 
-def _closed_month(rng: np.random.Generator, start_month: str, months: int) -> int:
-    """The month a seasonal shop is closed: one in the middle half of the window, never the first
-    or the last (a month between two delivered months is what makes it an empty month), outside
-    the Q4 peak when it can be; none in a window of fewer than 3 months."""
+def _closed_months(rng: np.random.Generator, start_month: str, months: int) -> tuple[int, int]:
+    """The month a seasonal shop is closed, and its soft reopening month (-1 = none).
+
+    The closed month is one in the middle half of the window, never the first or the last (a
+    month between two delivered months is what makes it an empty month), in the quiet season
+    (outside the Q4 peak) when it can be; none in a window of fewer than 3 months. In a window of
+    SOFT_REOPENING_MIN_MONTHS or more, the month after it is the soft reopening, also quiet and
+    never the last month."""
     if months < 3:
-        return -1
+        return -1, -1
     low, high = max(1, months // 4), min(months - 2, (3 * months) // 4)
-    middle = np.arange(low, high + 1)
+    middle = np.arange(low, high + 2)  # one more: the month after the last candidate
     month_of_year = (np.datetime64(start_month, "M").astype(np.int64) + middle) % 12
-    quiet = middle[np.asarray(MONTH_SEASONALITY)[month_of_year] < 1]
-    choices = quiet if quiet.size else middle
-    return int(choices[rng.integers(choices.size)])
+    quiet = np.asarray(MONTH_SEASONALITY)[month_of_year] < 1
+    if months >= SOFT_REOPENING_MIN_MONTHS:
+        pairs = middle[:-1][quiet[:-1] & quiet[1:] & (middle[:-1] + 1 <= months - 2)]
+        if pairs.size:
+            closed = int(pairs[rng.integers(pairs.size)])
+            return closed, closed + 1
+    choices = middle[:-1][quiet[:-1]] if quiet[:-1].any() else middle[:-1]
+    return int(choices[rng.integers(choices.size)]), -1
 
 
 # One random stream per stage; new stages go last, so the earlier stages' streams stay the same.
@@ -1616,9 +1653,10 @@ def generate(
       `_ground_truth/defects.csv` lists every defective line.
     - Real-world shape (at every defect rate, valid by the contract, never flagged): a seasonal
       shop's empty month (no monthly file of any table in one month strictly inside a window of 3
-      months or more), orders cancelled before any line was added, and orders paid in full by a
-      voucher or gift card (lines discounted to 0, one payment of 0.00). `_ground_truth/real_world.csv`
-      lists them, with the same columns ('kind' names the case).
+      months or more), orders cancelled before any line was added (in a window of 6 months or
+      more, the month after the empty one has only such orders: a soft reopening), and orders
+      paid in full by a voucher or gift card (lines discounted to 0, one payment of 0.00).
+      `_ground_truth/real_world.csv` lists them, with the same columns ('kind' names the case).
     """
     _validate(orders, months, start_month, defect_rate, currency)
     out_dir = Path(out_dir)
@@ -1627,15 +1665,15 @@ def generate(
         start_month = window_start_month(months, store_today())
     stream = dict(zip(STAGES, np.random.Generator(np.random.PCG64(seed)).spawn(len(STAGES)), strict=True))
 
-    calendar = Calendar.build(start_month, months, _closed_month(stream["real_world"], start_month, months))
+    calendar = Calendar.build(start_month, months, *_closed_months(stream["real_world"], start_month, months))
     catalogue = _build_catalogue(stream["catalogue"], _catalogue_size(orders))
     customers = _build_customers(stream["customers"], calendar, max(20, orders // 4))
     placed = _place_orders(stream["orders"], calendar, orders)
     _assign_customers(stream["orders"], placed, customers, calendar)
-    quarantined = _reserve_quarantined_orders(stream["defects"], orders, defect_rate)
+    quarantined = _reserve_quarantined_orders(stream["defects"], placed, calendar, defect_rate)
     for rows in quarantined.values():
         placed.has_lines[rows] = False
-    _abandon_checkouts(stream["real_world"], placed)
+    _abandon_checkouts(stream["real_world"], placed, calendar)
     lines = _draw_lines(stream["lines"], placed, catalogue, calendar)
     lines = _pay_by_voucher(stream["real_world"], placed, lines, calendar)
     payments = _fulfil_orders(stream["fulfilment"], placed, lines, catalogue, calendar)
@@ -1652,7 +1690,7 @@ def generate(
     _remove_previous_output(out_dir)
     drafts_by_table = {draft.name: draft for draft in drafts}
     paths: dict[str, list[str]] = {}
-    defect_parts, case_parts = [], [_empty_month_truth(calendar)]
+    defect_parts, case_parts = [], [_month_truth(calendar)]
     for name in TABLES:
         paths[name], defects, cases = _write_table(out_dir, drafts_by_table[name], calendar)
         defect_parts.append(defects)
@@ -1666,6 +1704,8 @@ def generate(
         "first_month": str(calendar.month_labels[0]),
         "last_month": str(calendar.month_labels[-1]),
         "empty_month": str(calendar.month_labels[calendar.closed_month]) if calendar.closed_month >= 0 else None,
+        "month_without_lines": (str(calendar.month_labels[calendar.reopening_month])
+                                if calendar.reopening_month >= 0 else None),
         "rows": {name: drafts_by_table[name].line_count for name in TABLES},
         "defects": defects,
         "real_world": real_world,
