@@ -3,10 +3,12 @@
 list    quarantined rows (quality.quarantine) counted by table, month and reason, and how many
         of them a replayed correction has since brought into the clean layer.
 export  the open (not yet corrected) quarantined rows of one table and month as a CSV: the
-        contract's columns as delivered, where each row came from and why it was quarantined.
-replay  checks a corrected CSV against the contract and stores it in the raw root as a
-        correction of that month's delivery (<table>/corrections/YYYY-MM/...); orchestration.ingest
-        loads it with the month at the next `nexcart run --month YYYY-MM`.
+        contract's columns as delivered, where each row came from and why it was quarantined;
+        a cell a spreadsheet would run as a formula starts with a quote (neutralise_cell).
+replay  checks a corrected CSV (a regular file) against the contract, gives neutralised cells
+        their values back (restore_cell), and stores it in the raw root as a correction of that
+        month's delivery (<table>/corrections/YYYY-MM/...); orchestration.ingest loads it with
+        the month at the next `nexcart run --month YYYY-MM`.
 
 Corrections live in the raw root, not in the warehouse: a rebuilt warehouse keeps them, and a
 new delivery of the month supersedes them (see orchestration/ingest.py and docs/bad-input.md).
