@@ -6,6 +6,9 @@ extra columns as JSON (_extra). DuckDB's own CSV reader does the reading; Python
 header and the bytes, to give structural errors a file, line and column, and maps every record
 to the physical line it starts on (the line number an editor shows).
 
+Only regular files are read (a FIFO would block forever), and limits in Settings (max_columns,
+max_file_bytes once decompressed, max_line_bytes) bound the memory and time one file can cost.
+
 Structural problems fail the load with an IngestError naming the file and the problem. Lines
 that cannot be read as a record (wrong field count, broken quoting, too long) go to
 raw.<table>_rejected_lines with their line number and reason, and the load goes on. Every line
@@ -27,7 +30,9 @@ import gzip
 import hashlib
 import io
 import itertools
+import os
 import re
+import stat
 from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,10 +44,10 @@ import numpy as np
 import pandas as pd
 
 from orchestration.contract import MONTH_FILE_RE, TABLES, RawTable
+from orchestration.settings import Settings, load_settings
 
 CHUNK = 1 << 20
 SUPPORTED_DELIMITERS = (",", ";", "\t")
-MAX_LINE_SIZE = 16 << 20  # bytes; a longer line is rejected (line_too_long), the file still loads
 # An extra column this close to a contract column the file lacks is a misspelling, not an extra:
 # loading it would silently default the contract column (a discount of 0, say).
 MISSPELT_CUTOFF = 0.85
@@ -50,9 +55,11 @@ MISSPELT_CUTOFF = 0.85
 CORRECTIONS_DIR = "corrections"
 CORRECTION_BASIS_CHARS = 16  # hex digits of the delivery's sha256 a correction file names
 CORRECTION_FILE_RE = re.compile(r"^(?P<stamp>\d{8}T\d{12}Z)-for-(?P<basis>[0-9a-f]{16})\.csv\Z")  # \Z: no final newline
+SHOWN_NAME_CHARS = 80  # a header name is cut to this in messages (a hostile header can be megabytes)
+SHOWN_NAMES = 20  # header names listed in a message, at most
 
 # Python's csv module guards against runaway fields at 128 KiB; DuckDB's limit is the one that
-# decides (MAX_LINE_SIZE), so the line mapping must never stop earlier than the reader.
+# decides (Settings.max_line_bytes), so the line mapping must never stop earlier than the reader.
 csv.field_size_limit(2**31 - 1)
 
 
@@ -74,12 +81,19 @@ class FileScan:
 
 @dataclass
 class RecordMap:
-    """The file as DuckDB's reader splits it: one entry per record or blank line, header first,
-    with the physical line it starts on. DuckDB numbers rejected records the same way (entry
-    number = DuckDB's line number), which is what ties its rejects to lines."""
+    """The file's records as DuckDB's reader splits it, header first. DuckDB numbers its lines
+    counting blank lines (entry number + 1 = DuckDB's line number, header = entry 0), which is
+    what ties its rejects to lines. Blank lines are counted but never stored, so a file of
+    millions of empty lines costs no memory here."""
 
-    starts: np.ndarray  # int64, physical line where entry i starts (entry 0 = header)
-    blank: np.ndarray  # bool, entry i is an empty line
+    entries: np.ndarray  # int64, entry number of record i (record 0 = the header, entry 0)
+    starts: np.ndarray  # int64, physical line where record i starts
+    header_lines: int  # physical lines the header spans
+    # (record index, fields found, last physical line) of records with more fields than the
+    # header. DuckDB's reader loads such a record if the extra fields are empty (it drops them),
+    # so an extra empty field in the middle shifts the values after it into the wrong columns:
+    # the line mapping is what catches it.
+    too_many_fields: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -220,7 +234,10 @@ def _corrects(path: Path, delivery_checksum: str) -> bool:
 
 
 def reference_file(data_dir: Path, table: RawTable) -> Path | None:
-    candidates = [p for p in (data_dir / f"{table.name}.csv", data_dir / f"{table.name}.csv.gz") if p.exists()]
+    # lexists: a dangling link or a link loop is a delivery that cannot be read (an error), not
+    # an absent file (which would empty the table)
+    candidates = [p for p in (data_dir / f"{table.name}.csv", data_dir / f"{table.name}.csv.gz")
+                  if os.path.lexists(p)]
     if len(candidates) > 1:
         raise IngestError(f"both {table.name}.csv and {table.name}.csv.gz are in the raw root; keep one.")
     return candidates[0] if candidates else None
@@ -250,54 +267,140 @@ def _shown(name: str) -> str:
     return name if name.isprintable() else ascii(name)
 
 
+def _shown_name(name: str, limit: int = SHOWN_NAME_CHARS) -> str:
+    """A header name (or other text from the file) as it can be printed in a message: escaped
+    like a file name, and cut, since a hostile header name can be megabytes long."""
+    if len(_shown(name[:limit + 1])) <= limit:
+        return _shown(name)
+    # the longest prefix whose escaped form fits (escapes make a NUL four characters)
+    low, high = 0, limit
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if len(_shown(name[:mid])) <= limit else (low, mid - 1)
+    return _shown(name[:low]) + f"... ({len(name)} characters)"
+
+
+def _shown_names(names: list[str]) -> str:
+    shown = ", ".join(_shown_name(n) for n in names[:SHOWN_NAMES])
+    return shown + (f", ... ({len(names) - SHOWN_NAMES} more)" if len(names) > SHOWN_NAMES else "")
+
+
 def _check_inside_root(data_dir: Path, path: Path, rel: str) -> Path:
-    """Refuse a file (or a symlink) that resolves outside the raw root."""
-    resolved = path.resolve()
+    """Refuse a file (or a symlink) that resolves outside the raw root, and anything that is not
+    a regular file."""
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError) as exc:  # Python 3.11 raises RuntimeError for a symlink loop
+        raise IngestError(f"{_shown(rel)}: cannot be read: it is a symbolic link loop. Replace it with the file.") from exc
     if not resolved.is_relative_to(data_dir.resolve()):
-        raise IngestError(f"{rel}: points outside the raw root ({resolved}); refused.")
+        raise IngestError(f"{_shown(rel)}: points outside the raw root ({_shown(str(resolved))}); refused.")
+    _check_regular(resolved, rel)
     return resolved
+
+
+_FILE_KINDS = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a named pipe (FIFO)", stat.S_ISSOCK: "a socket",
+               stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
+
+
+def _kind(mode: int) -> str:
+    return next((kind for test, kind in _FILE_KINDS.items() if test(mode)), "not a regular file")
+
+
+def _check_regular(path: Path, rel: str) -> None:
+    """Only regular files are read: opening a FIFO would wait forever for a writer, a device
+    could be endless."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError as exc:
+        raise IngestError(f"{_shown(rel)}: cannot be read: it does not exist (a symbolic link to a missing "
+                          "file?). Replace it with the file.") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise IngestError(f"{_shown(rel)}: cannot be read: it is a symbolic link loop. Replace it with "
+                              "the file.") from exc
+        raise IngestError(f"{_shown(rel)}: cannot be read ({exc.strerror}).") from exc
+    if not stat.S_ISREG(mode):
+        raise IngestError(f"{_shown(rel)}: is {_kind(mode)}, not a regular file; only regular files are read. "
+                          "Replace it with the exported file or move it out of the raw root.")
 
 
 # --- reading the bytes ------------------------------------------------------------------------
 
 
-def _open_bytes(path: Path):
-    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+def _open_regular(path: Path):
+    """The file opened for reading, if it is a regular file. Opened non-blocking and checked on
+    the open descriptor, so a FIFO put in its place meanwhile cannot make the open wait forever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, f"{_kind(mode)}, not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+@contextmanager
+def _open_bytes(path: Path) -> Iterator[io.BufferedIOBase]:
+    with _open_regular(path) as raw:
+        if path.name.endswith(".gz"):
+            with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                yield stream
+        else:
+            yield raw
 
 
 def file_checksum(path: Path) -> str:
     """sha256 of the file's bytes as delivered (compressed, for a .csv.gz)."""
     sha = hashlib.sha256()
-    with open(path, "rb") as raw:
+    with _open_regular(path) as raw:
         for chunk in iter(lambda: raw.read(CHUNK), b""):
             sha.update(chunk)
     return sha.hexdigest()
 
 
-def scan_file(path: Path, rel: str) -> FileScan:
+def scan_file(path: Path, rel: str, limits: Settings | None = None) -> FileScan:
     """One streaming pass: checksum of the bytes as delivered, UTF-8 validity with the line and
-    column of the first bad byte, the number of lines, and the header."""
-    checksum = file_checksum(path)
+    column of the first bad byte, the number of lines, and the header. Stops at the first limit
+    the file breaks (expanded size, header length, columns), so a bomb costs little."""
+    limits = limits or load_settings()
     decoder = codecs.getincrementaldecoder("utf-8")()
     newlines, total, last_byte = 0, 0, b""
-    first_line = bytearray()
+    first_line, header_done = bytearray(), False
     try:
+        checksum = file_checksum(path)
         with _open_bytes(path) as stream:
             for chunk in iter(lambda: stream.read(CHUNK), b""):
-                if newlines == 0 and len(first_line) < CHUNK:
-                    first_line += chunk.split(b"\n", 1)[0]
+                if not header_done:
+                    end = chunk.find(b"\n")
+                    first_line += chunk if end < 0 else chunk[:end]
+                    header_done = end >= 0
+                    if len(first_line) > limits.max_line_bytes:
+                        raise IngestError(
+                            f"{rel}, line 1: the header row is longer than {limits.max_line_bytes} bytes "
+                            "(NEXCART_MAX_LINE_BYTES); this is not a CSV header. Check the file is the export."
+                        )
                 try:
                     decoder.decode(chunk)
                 except UnicodeDecodeError as exc:
-                    _raise_encoding_error(path, rel, total + exc.start)
+                    _raise_encoding_error(path, rel, total + exc.start, limits)
                 newlines += chunk.count(b"\n")
                 total += len(chunk)
                 last_byte = chunk[-1:]
+                if total > limits.max_file_bytes:
+                    expanded = " once decompressed" if path.name.endswith(".gz") else ""
+                    raise IngestError(
+                        f"{rel}: holds more than {limits.max_file_bytes} bytes{expanded} (NEXCART_MAX_FILE_BYTES); "
+                        "refused unread. Split the export by month, or raise the limit if the file is genuine."
+                    )
             decoder.decode(b"", final=True)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise IngestError(f"{rel}: cannot be read ({exc}).") from exc
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise IngestError(f"{rel}: cannot be read ({reason}).") from exc
     except UnicodeDecodeError:
-        _raise_encoding_error(path, rel, total)
+        _raise_encoding_error(path, rel, total, limits)
 
     if total == 0:
         raise IngestError(f"{rel}: the file is empty (not even a header row).")
@@ -311,24 +414,45 @@ def scan_file(path: Path, rel: str) -> FileScan:
         raise IngestError(f"{rel}, line 1: the header row is empty.")
     delimiter = _detect_delimiter(header_text)
     header = next(csv.reader([header_text], delimiter=delimiter))
+    if len(header) > limits.max_columns:
+        # before any SQL is built: the reader's column list and the shaping query grow with it
+        raise IngestError(
+            f"{rel}, line 1: the header has {len(header)} columns; at most {limits.max_columns} are read "
+            "(NEXCART_MAX_COLUMNS). Check the delimiter and the file, or raise the limit."
+        )
     physical_lines = newlines + (0 if last_byte == b"\n" else 1)
     return FileScan(checksum, physical_lines, header, delimiter, total, ends_with_newline=last_byte == b"\n")
 
 
-def _raise_encoding_error(path: Path, rel: str, offset: int) -> None:
+def _raise_encoding_error(path: Path, rel: str, offset: int, limits: Settings) -> None:
+    # Streams up to the bad byte keeping only the header and the current line (each at most
+    # max_line_bytes), so a bad byte deep in a huge file costs no more memory than one line.
+    line, line_start, header, current, too_long = 1, 0, None, bytearray(), False
     with _open_bytes(path) as stream:
-        before = stream.read(offset)
+        pos = 0
+        while pos < offset and (chunk := stream.read(min(CHUNK, offset - pos))):
+            end = chunk.rfind(b"\n")
+            if end >= 0:
+                if header is None:
+                    header = bytes(current + chunk[:chunk.find(b"\n")])
+                line += chunk.count(b"\n")
+                line_start, current, too_long = pos + end + 1, bytearray(chunk[end + 1:]), False
+            elif not too_long:
+                current += chunk
+            if len(current) > limits.max_line_bytes:
+                current, too_long = bytearray(), True  # the column is not told for such a line
+            pos += len(chunk)
         bad = stream.read(1)
-    line_start = before.rfind(b"\n") + 1
-    line = before.count(b"\n") + 1
-    header = before.split(b"\n", 1)[0].decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r")
-    delimiter = _detect_delimiter(header)
+    header_text = (header if header is not None else bytes(current)).decode("utf-8", "replace")
+    header_text = header_text.lstrip("\ufeff").rstrip("\r")
+    delimiter = _detect_delimiter(header_text)
     # the CSV column the bad byte sits in: fields before it on its line (quotes respected)
-    field = len(next(csv.reader([before[line_start:].decode("latin-1")], delimiter=delimiter), [""]))
-    names = next(csv.reader([header], delimiter=delimiter), [])
-    name = f" '{names[field - 1].strip()}'" if 0 < field <= len(names) else ""
+    field = len(next(csv.reader([bytes(current).decode("latin-1")], delimiter=delimiter), [""]))
+    names = next(csv.reader([header_text], delimiter=delimiter), [])
+    name = f" '{_shown_name(names[field - 1].strip())}'" if 0 < field <= len(names) else ""
+    column = "" if too_long else f", column {field}{name}"
     raise IngestError(
-        f"{rel}, line {line}, column {field}{name} (byte {offset - line_start + 1} of the line): "
+        f"{rel}, line {line}{column} (byte {offset - line_start + 1} of the line): "
         f"byte 0x{bad.hex()} is not UTF-8. The contract asks for UTF-8; the file looks like "
         "Latin-1/Windows-1252. Re-export it as UTF-8 (e.g. `iconv -f cp1252 -t utf-8`)."
     )
@@ -348,14 +472,19 @@ def _line_end(line: str) -> str:
     return "LF" if line.endswith("\n") else ""
 
 
-def map_records(path: Path, rel: str, delimiter: str) -> RecordMap:
+def map_records(path: Path, rel: str, delimiter: str, n_fields: int) -> RecordMap:
     """Split the file into records the way DuckDB's reader does (a quoted field may span lines;
-    a quote opens a field only at its start, after optional spaces) and note where each starts.
+    a quote opens a field only at its start, after optional spaces) and note where each starts,
+    and which records have more fields than the header.
 
     Also refuses a file whose records end with different line ends (CRLF here, LF there): the
     reader fixes one kind of line end per file and cannot read the other.
     """
-    starts, blank = array("q"), array("b")
+    entries, starts = array("q"), array("q")
+    too_many: list[tuple[int, int, int]] = []
+    header_lines = 1
+    # DuckDB reads a blank line of a one-column file as a NULL row: there it is a record
+    blank_is_record = n_fields == 1
     last_line = [""]
 
     def remembering(lines: Iterator[str]) -> Iterator[str]:
@@ -369,9 +498,14 @@ def map_records(path: Path, rel: str, delimiter: str) -> RecordMap:
                             skipinitialspace=True, strict=False)
         first_end, line = None, 1
         try:
-            for row in reader:
-                starts.append(line)
-                blank.append(not row)
+            for entry, row in enumerate(reader):
+                if row or blank_is_record:
+                    entries.append(entry)
+                    starts.append(line)
+                    if len(row) > n_fields:
+                        too_many.append((len(entries) - 1, len(row), reader.line_num))
+                if entry == 0:
+                    header_lines = reader.line_num
                 end = _line_end(last_line[0])
                 first_end = first_end or end
                 if end and end != first_end:
@@ -386,7 +520,8 @@ def map_records(path: Path, rel: str, delimiter: str) -> RecordMap:
                 f"{rel}, line {reader.line_num}: cannot be split into records ({exc}); a carriage "
                 "return inside an unquoted field does this: quote the field or remove the character."
             ) from exc
-    return RecordMap(np.frombuffer(starts, dtype=np.int64).copy(), np.frombuffer(blank, dtype=np.int8).astype(bool))
+    return RecordMap(np.frombuffer(entries, dtype=np.int64), np.frombuffer(starts, dtype=np.int64), header_lines,
+                     too_many)
 
 
 # --- the header -------------------------------------------------------------------------------
@@ -402,7 +537,7 @@ def _map_header(table: RawTable, header: list[str], rel: str) -> tuple[dict[str,
             raise IngestError(f"{rel}, line 1, column {pos + 1}: a header name is empty.")
         if name in seen:
             raise IngestError(
-                f"{rel}, line 1, column {pos + 1}: column '{name}' appears twice "
+                f"{rel}, line 1, column {pos + 1}: column '{_shown_name(name)}' appears twice "
                 f"(also column {seen[name] + 1})."
             )
         seen[name] = pos
@@ -412,16 +547,16 @@ def _map_header(table: RawTable, header: list[str], rel: str) -> tuple[dict[str,
         hints = []
         for col in missing:
             close = difflib.get_close_matches(col, extras, n=1)
-            hints.append(f"'{col}'" + (f" (found '{close[0]}': misspelt?)" if close else ""))
+            hints.append(f"'{col}'" + (f" (found '{_shown_name(close[0])}': misspelt?)" if close else ""))
         raise IngestError(
             f"{rel}, line 1: missing required column {', '.join(hints)}. "
-            f"{table.name} needs {', '.join(table.required_columns)}; the header has {', '.join(names)}."
+            f"{table.name} needs {', '.join(table.required_columns)}; the header has {_shown_names(names)}."
         )
     for col in (c for c in table.columns if c not in seen):
         close = difflib.get_close_matches(col, extras, n=1, cutoff=MISSPELT_CUTOFF)
         if close:
             raise IngestError(
-                f"{rel}, line 1, column {seen[close[0]] + 1}: '{close[0]}' looks like the contract column "
+                f"{rel}, line 1, column {seen[close[0]] + 1}: '{_shown_name(close[0])}' looks like the contract column "
                 f"'{col}' misspelt. Loaded as an extra column it would leave '{col}' empty (its default "
                 f"would be used instead of your values): rename the column to '{col}'."
             )
@@ -431,10 +566,6 @@ def _map_header(table: RawTable, header: list[str], rel: str) -> tuple[dict[str,
 
 
 # --- staging one file -------------------------------------------------------------------------
-
-
-def _quote_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 # DuckDB's error types, in the words of the contract's quarantine reasons.
@@ -483,15 +614,17 @@ def stage_file(
     which lines could not be read as records. Writes nothing to the raw layer."""
     rel = _rel(data_dir, path)
     resolved = _check_inside_root(data_dir, path, rel)
-    scan = scan_file(resolved, rel)
+    limits = load_settings()
+    scan = scan_file(resolved, rel, limits)
     contract_pos, extra_pos = _map_header(table, scan.header, rel)
-    records = map_records(resolved, rel, scan.delimiter)
-    if len(records.starts) > 1 and records.starts[1] != 2:
+    records = map_records(resolved, rel, scan.delimiter, len(scan.header))
+    if records.header_lines != 1:
         raise IngestError(f"{rel}, line 1: the header row spans several lines (a quoted line break in a column name).")
     try:
-        rejects, rows_loaded = _read_csv(con, resolved, rel, scan)
-        row_lines, rejected_lines = _place_records(rel, resolved, records, rejects, rows_loaded, len(scan.header))
-        _shape_rows(con, table, temp_table, contract_pos, extra_pos, row_lines, rel, month)
+        rejects, rows_read = _read_csv(con, resolved, rel, scan, limits)
+        row_recs, row_lines, rejected_lines = _place_records(rel, resolved, records, rejects, rows_read, len(scan.header))
+        _shape_rows(con, table, temp_table, contract_pos, extra_pos, row_recs, row_lines, rel, month)
+        rows_loaded = len(row_recs)
     finally:
         con.execute("drop table if exists _ingest_rejects; drop table if exists _ingest_scans; drop table if exists _ingest_read")
 
@@ -501,7 +634,8 @@ def stage_file(
                       _notes(rel, scan, rows_loaded, rejected))
 
 
-def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, rel: str, scan: FileScan) -> tuple[list[tuple], int]:
+def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, rel: str, scan: FileScan,
+              limits: Settings) -> tuple[list[tuple], int]:
     """DuckDB's reader over the file into the temp table _ingest_read (c0, c1, ... and _rec, the
     record's position); the reader's rejects grouped by line, and the number of rows read."""
     columns_spec = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(scan.header))) + "}"
@@ -515,13 +649,14 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, rel: str, scan: FileSc
             select *, row_number() over () as _rec from read_csv($path,
                 columns = {columns_spec}, header = false, skip = 1, auto_detect = false,
                 delim = $delim, quote = '"', escape = '"', strict_mode = true, parallel = false,
-                compression = $compression, max_line_size = {MAX_LINE_SIZE},
+                compression = $compression, max_line_size = {int(limits.max_line_bytes)},
                 store_rejects = true, rejects_table = '_ingest_rejects', rejects_scan = '_ingest_scans')
             """,
             {"path": str(path), "delim": scan.delimiter, "compression": "gzip" if path.name.endswith(".gz") else "none"},
         )
     except duckdb.InvalidInputException as exc:
-        raise IngestError(f"{rel}: the CSV reader stopped: {str(exc).splitlines()[0]}") from exc
+        # the reader's first line only, cut: the rest can quote the file's content at length
+        raise IngestError(f"{rel}: the CSV reader stopped: {_shown_name(str(exc).splitlines()[0], 300)}") from exc
     rejects = con.execute(
         """
         select line, any_value(column_idx order by column_idx) as column_idx,
@@ -534,18 +669,22 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, rel: str, scan: FileSc
 
 
 def _shape_rows(con: duckdb.DuckDBPyConnection, table: RawTable, temp_table: str, contract_pos: dict[str, int],
-                extra_pos: dict[str, int], row_lines: np.ndarray, rel: str, month: str | None) -> None:
-    """_ingest_read as the rows of raw.<table> (without _loaded_at), each with its line."""
+                extra_pos: dict[str, int], row_recs: np.ndarray, row_lines: np.ndarray, rel: str,
+                month: str | None) -> None:
+    """The rows of _ingest_read numbered in row_recs as the rows of raw.<table> (without
+    _loaded_at), each with its line. Header names reach the query only as bound parameters:
+    the SQL text names columns by position (c0, c1, ...) and contract names."""
     select_contract = ", ".join(
         f'c{contract_pos[c]} as "{c}"' if c in contract_pos else f'cast(null as varchar) as "{c}"'
         for c in table.columns
     )
+    extra_names = {f"extra_name_{k}": n for k, n in enumerate(extra_pos)}
     select_extra = (
-        "json_object(" + ", ".join(f"{_quote_literal(n)}, c{p}" for n, p in extra_pos.items()) + ")::varchar"
+        "json_object(" + ", ".join(f"${k}, c{extra_pos[n]}" for k, n in extra_names.items()) + ")::varchar"
         if extra_pos
         else "cast(null as varchar)"
     )
-    con.register("_ingest_lines", pd.DataFrame({"_rec": np.arange(1, len(row_lines) + 1), "line": row_lines}))
+    con.register("_ingest_lines", pd.DataFrame({"_rec": row_recs, "line": row_lines}))
     try:
         con.execute(
             f"""
@@ -555,7 +694,7 @@ def _shape_rows(con: duckdb.DuckDBPyConnection, table: RawTable, temp_table: str
             from _ingest_read join _ingest_lines using (_rec)
             order by _source_line
             """,
-            {"rel": rel, "month": month},
+            {"rel": rel, "month": month, **extra_names},
         )
     finally:
         con.unregister("_ingest_lines")
@@ -572,35 +711,72 @@ def _notes(rel: str, scan: FileScan, rows_loaded: int, rejected: list) -> list[s
 
 
 def _place_records(
-    rel: str, path: Path, records: RecordMap, rejects: list[tuple], rows_loaded: int, n_fields: int
-) -> tuple[np.ndarray, list[tuple[int, int | None, str, str]]]:
-    """The physical line of every loaded row (in read order), and the rejected lines as
-    (line, column index, reason, text): the reader's rejects, plus the lines it silently left
-    unread after an unterminated quote."""
-    entries = len(records.starts)
-    # DuckDB skips blank lines but numbers them; a one-column file reads a blank line as a NULL row.
-    is_record = ~records.blank if n_fields > 1 else np.ones(entries, dtype=bool)
+    rel: str, path: Path, records: RecordMap, rejects: list[tuple], rows_read: int, n_fields: int
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int | None, str, str]]]:
+    """The loaded rows, as their number in read order (_rec) and their physical line, and the
+    rejected lines as (line, column index, reason, text): the reader's rejects, the records it
+    read though they have more fields than the header, and the lines it silently left unread
+    after an unterminated quote."""
+    n_records = len(records.entries)
+    is_record = np.ones(n_records, dtype=bool)
     is_record[0] = False  # the header
     rejected = []
     for line, col, etype, message, text in rejects:
         entry = int(line) - 1
-        if not 0 < entry < entries or not is_record[entry]:
+        i = int(np.searchsorted(records.entries, entry))
+        if not 0 < i < n_records or records.entries[i] != entry or not is_record[i]:
             raise _inconsistent(rel, f"a rejected record at reader line {line}")
-        is_record[entry] = False
-        rejected.append((int(records.starts[entry]), col, _reject_reason(etype, message), (text or "").strip("\r\n")))
+        is_record[i] = False
+        rejected.append((int(records.starts[i]), col, _reject_reason(etype, message), (text or "").strip("\r\n")))
 
     candidates = np.flatnonzero(is_record)
-    if len(candidates) < rows_loaded:
-        raise _inconsistent(rel, f"{rows_loaded} rows read, {len(candidates)} records found")
-    loaded, unread = candidates[:rows_loaded], candidates[rows_loaded:]
+    if len(candidates) < rows_read:
+        raise _inconsistent(rel, f"{rows_read} rows read, {len(candidates)} records found")
+    loaded, unread = candidates[:rows_read], candidates[rows_read:]
     if len(unread):
         # The reader stops at a quote that is never closed, without a reject: everything from the
         # first record it did not read is quarantined line by line, so nothing disappears.
-        if rejected and unread[0] < max(int(line) - 1 for line, *_ in rejects):
+        if rejected and records.entries[unread[0]] < max(int(line) - 1 for line, *_ in rejects):
             raise _inconsistent(rel, "unread records before the last rejected one")
         first_unread = int(records.starts[unread[0]])
         rejected += [(n, None, UNTERMINATED_QUOTE, t) for n, t in _physical_lines_from(path, first_unread)]
-    return records.starts[loaded], sorted(rejected)
+
+    keep = np.ones(rows_read, dtype=bool)
+    # The reader drops empty fields past the header's count and loads the rest as if nothing
+    # happened ('...,USD,,Lyon,ARA,,' puts Lyon in the region): such a record is quarantined as
+    # the wrong field count it is.
+    shifted = []
+    for i, found, last_line in records.too_many_fields:
+        pos = int(np.searchsorted(loaded, i))
+        if pos < rows_read and loaded[pos] == i:
+            keep[pos] = False
+            shifted.append((int(records.starts[i]), last_line, found))
+    texts = _line_texts(path, [(first, last) for first, last, _ in shifted])
+    rejected += [(first, n_fields, f"wrong_field_count: expected fields: {n_fields} found: {found}", text)
+                 for (first, _, found), text in zip(shifted, texts)]
+    recs = np.arange(1, rows_read + 1, dtype=np.int64)
+    return recs[keep], records.starts[loaded][keep], sorted(rejected)
+
+
+def _line_texts(path: Path, spans: list[tuple[int, int]]) -> list[str]:
+    """The text of each (first line, last line) span of the file, in one pass; spans in order."""
+    texts: list[str] = []
+    if not spans:
+        return texts
+    with _open_bytes(path) as stream:
+        lines = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="\n")
+        current, span = [], iter(spans)
+        first, last = next(span)
+        for number, text in enumerate(lines, start=1):
+            if number >= first:
+                current.append(text)
+            if number == last:
+                texts.append("".join(current).rstrip("\r\n"))
+                current = []
+                if (nxt := next(span, None)) is None:
+                    break
+                first, last = nxt
+    return texts
 
 
 # --- publishing into the raw layer ------------------------------------------------------------

@@ -10,8 +10,11 @@ collapsed duplicates.
 from __future__ import annotations
 
 import gzip
+import itertools
+import os
 import random
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -20,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from orchestration.contract import TABLES
-from orchestration.ingest import IngestError, discover_months, ingest_month
+from orchestration.ingest import IngestError, discover_months, ingest_month, ingest_reference, map_records
 from tests.conftest import PROJECT_ROOT, Pipeline
 
 ORDERS = TABLES["orders"]
@@ -187,9 +190,10 @@ def test_very_long_fields(con, raw_root):
 
 
 @pytest.mark.parametrize("name", ["2024-13.csv", "latest.csv", "2024-1.csv", "$(touch pwned).csv",
-                                  "'; drop table raw.orders; --.csv", "2024-01.csv;rm -rf ~", "evil\nname.csv"],
+                                  "'; drop table raw.orders; --.csv", "2024-01.csv;rm -rf ~", "evil\nname.csv",
+                                  "2024-01.csv\n"],
                          ids=["month-13", "latest", "short-month", "shell-substitution", "sql-injection",
-                              "shell-separator", "newline"])
+                              "shell-separator", "newline", "trailing-newline"])
 def test_file_name_that_is_not_a_month_is_refused(con, raw_root, tmp_path, name):
     (raw_root / "orders/2024-01.csv").write_text(f"order_id,order_ts\nO1,{TS}\n")
     (raw_root / "orders" / name).write_text(f"order_id,order_ts\nO2,{TS}\n")
@@ -244,7 +248,7 @@ def test_line_numbers_and_accounting_hold_for_any_mix_of_lines(con, raw_root):
         end = rng.choice(["\n", "\r\n"])
         lines, expected_rows, expected_rejects, line = [], [], [], 2
         for n in range(rng.randint(0, 25)):
-            kind = rng.choice(["good", "good", "multiline", "blank", "short", "long"])
+            kind = rng.choice(["good", "good", "multiline", "blank", "short", "long", "trailing-empties"])
             oid = f"O{n}"
             if kind == "good":
                 lines.append(f"{oid},{TS},paid,Lyon")
@@ -257,7 +261,8 @@ def test_line_numbers_and_accounting_hold_for_any_mix_of_lines(con, raw_root):
             elif kind == "blank":
                 lines.append("")
             else:
-                lines.append(f"{oid},{TS}" if kind == "short" else f"{oid},{TS},paid,Lyon,extra")
+                lines.append({"short": f"{oid},{TS}", "long": f"{oid},{TS},paid,Lyon,extra",
+                              "trailing-empties": f"{oid},{TS},,Lyon,,"}[kind])
                 expected_rejects.append((line, "wrong_field_count"))
             line += 1
         if rng.random() < 0.3:
@@ -266,6 +271,233 @@ def test_line_numbers_and_accounting_hold_for_any_mix_of_lines(con, raw_root):
         load_orders(con, raw_root, _orders(*lines, end=end))
         assert [(r[0], r[4]) for r in loaded(con)] == expected_rows, (attempt, lines)
         assert [r[:2] for r in rejected(con)] == expected_rejects, (attempt, lines)
+
+
+# --- hostile and broken files: limits, special files, names (issue #11)
+
+
+def short_message(exc_info) -> str:
+    message = str(exc_info.value)
+    assert len(message) < 400 and "\n" not in message, message  # never a dump of the file's content
+    return message
+
+
+def distinct_names(count: int) -> list[str]:
+    """`count` distinct short header names (1 to 4 characters), none a contract column."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789_-.!#$%&*+/:<=>?@^~"
+    names = (("".join(chars)) for size in range(1, 5) for chars in itertools.product(alphabet, repeat=size))
+    return list(itertools.islice(names, count))
+
+
+def test_a_header_with_too_many_columns_is_refused_before_any_sql(con, raw_root):
+    """200 000 columns in a file under 1 MB: refused at the header (it used to run out of memory
+    building the reader's column list and the shaping query)."""
+    header = "order_id,order_ts," + ",".join(distinct_names(200_000))
+    assert len(header) < 1_000_000
+    with pytest.raises(IngestError) as refused:
+        load_orders(con, raw_root, _orders(f"O1,{TS}", header=header))
+    assert re.match(r"^orders/2024-01\.csv, line 1: the header has 200002 columns; at most 1000 are read "
+                    r"\(NEXCART_MAX_COLUMNS\)", short_message(refused))
+
+
+def test_max_columns_is_a_setting(con, raw_root, monkeypatch):
+    monkeypatch.setenv("NEXCART_MAX_COLUMNS", "3")
+    with pytest.raises(IngestError, match=r"line 1: the header has 4 columns; at most 3 are read"):
+        load_orders(con, raw_root, _orders(f"O1,{TS},paid,Lyon"))
+    monkeypatch.setenv("NEXCART_MAX_COLUMNS", "4")
+    assert load_orders(con, raw_root, _orders(f"O1,{TS},paid,Lyon")).rows_loaded == 1
+
+
+def write_gzip_stream(path: Path, head: bytes, filler: bytes, total: int) -> Path:
+    """A .csv.gz of `head` then `filler` repeated to `total` bytes, compressed chunk by chunk
+    (a few hundred KB on disk for hundreds of MB expanded)."""
+    block = filler * ((1 << 20) // len(filler))
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        out.write(head)
+        written = len(head)
+        while written < total:
+            out.write(block[: total - written])
+            written += len(block)
+    return path
+
+
+def test_a_gzip_that_expands_past_the_limit_is_refused_unread(con, raw_root, monkeypatch):
+    """A gzip bomb of newlines: the expanded size is bounded per file, and reading stops there."""
+    monkeypatch.setenv("NEXCART_MAX_FILE_BYTES", str(4 << 20))
+    path = write_gzip_stream(raw_root / "orders/2024-01.csv.gz", b"order_id,order_ts\n", b"\n", 64 << 20)
+    assert path.stat().st_size < 1 << 20
+    with pytest.raises(IngestError) as refused:
+        ingest_month(con, ORDERS, raw_root, "2024-01")
+    assert re.match(r"^orders/2024-01\.csv\.gz: holds more than 4194304 bytes once decompressed "
+                    r"\(NEXCART_MAX_FILE_BYTES\)", short_message(refused))
+    assert con.execute("select count(*) from raw.orders").fetchone() == (0,)
+
+
+def test_blank_lines_cost_no_memory_in_the_line_mapping(con, raw_root):
+    """The line mapping keeps one entry per record, none per blank line (300 MiB of newlines used
+    to take 5.6 GB); the record after them keeps its physical line number."""
+    blank_lines = 200_000
+    path = write_gzip_stream(raw_root / "orders/2024-01.csv.gz", b"order_id,order_ts\n", b"\n", 18 + blank_lines)
+    with gzip.open(path, "ab") as out:
+        out.write(f"O1,{TS}\n".encode())
+    assert len(map_records(path, "orders/2024-01.csv.gz", ",", 2).entries) == 2  # the header and O1
+    assert ingest_month(con, ORDERS, raw_root, "2024-01").rows_loaded == 1
+    assert con.execute("select order_id, _source_line from raw.orders").fetchall() == [("O1", blank_lines + 2)]
+
+
+def test_a_header_of_nul_bytes_longer_than_a_line_is_refused_with_a_short_message(con, raw_root, monkeypatch):
+    """A gzip of NUL bytes and no line break: the header is refused once it passes the line
+    limit, and the message shows none of it (it used to print 1 MB of NULs)."""
+    monkeypatch.setenv("NEXCART_MAX_LINE_BYTES", str(1 << 20))
+    write_gzip_stream(raw_root / "orders/2024-01.csv.gz", b"", b"\0", 32 << 20)
+    with pytest.raises(IngestError) as refused:
+        ingest_month(con, ORDERS, raw_root, "2024-01")
+    assert re.match(r"^orders/2024-01\.csv\.gz, line 1: the header row is longer than 1048576 bytes "
+                    r"\(NEXCART_MAX_LINE_BYTES\)", short_message(refused))
+
+
+def test_header_names_in_messages_are_escaped_and_cut(con, raw_root):
+    with pytest.raises(IngestError) as refused:
+        load_orders(con, raw_root, b"\0" * 500_000 + b",\x1b[31mred\n" + b"a,b\n")
+    message = short_message(refused)
+    assert "the header has '\\x00\\x00" in message and "... (500000 characters)" in message
+    assert "'\\x1b[31mred'" in message and "\0" not in message and "\x1b" not in message
+
+
+def test_a_nul_byte_in_a_header_name_is_data_not_sql(con, raw_root):
+    """Extra column names reach SQL as bound parameters; a NUL in one used to break the query."""
+    load_orders(con, raw_root, _orders(f"O1,{TS},x", header="order_id,order_ts,coupon\0code"))
+    assert con.execute("select order_id, _extra from raw.orders").fetchall() == [("O1", '{"coupon\\u0000code":"x"}')]
+
+
+def ingest_in_thread(target, *args, timeout: float = 60):
+    """Run an ingest call that must not block; if it does (a regression opening a FIFO), unblock it
+    by opening the FIFOs' write ends and fail, so the suite never hangs."""
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["value"] = target(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return thread, outcome
+
+
+def unblock(fifos: list[Path]) -> None:
+    for fifo in fifos:
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # EOF for a reader stuck in open()
+        except OSError:
+            pass  # nobody is reading it
+
+
+def test_a_fifo_named_like_a_monthly_file_is_an_error_not_a_hang(con, raw_root):
+    fifo = raw_root / "orders/2024-01.csv"
+    os.mkfifo(fifo)
+    assert discover_months(raw_root) == ["2024-01"]
+    thread, outcome = ingest_in_thread(ingest_month, con, ORDERS, raw_root, "2024-01")
+    if thread.is_alive():
+        unblock([fifo])
+        thread.join(10)
+        pytest.fail("ingest_month blocked on a FIFO")
+    assert isinstance(outcome.get("error"), IngestError), outcome
+    assert str(outcome["error"]) == ("orders/2024-01.csv: is a named pipe (FIFO), not a regular file; only regular "
+                                     "files are read. Replace it with the exported file or move it out of the raw root.")
+
+
+def test_a_fifo_named_like_a_reference_file_is_an_error_not_a_hang(con, raw_root):
+    fifo = raw_root / "products.csv"
+    os.mkfifo(fifo)
+    thread, outcome = ingest_in_thread(ingest_reference, con, TABLES["products"], raw_root)
+    if thread.is_alive():
+        unblock([fifo])
+        thread.join(10)
+        pytest.fail("ingest_reference blocked on a FIFO")
+    assert isinstance(outcome.get("error"), IngestError), outcome
+    assert str(outcome["error"]).startswith("products.csv: is a named pipe (FIFO), not a regular file")
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("directory", r"orders/2024-01\.csv: is a directory, not a regular file; only regular files are read"),
+    ("dangling-link", r"orders/2024-01\.csv: cannot be read: it does not exist \(a symbolic link to a missing file\?\)"),
+    ("link-loop", r"orders/2024-01\.csv: cannot be read: it is a symbolic link loop"),
+])
+def test_what_is_not_a_readable_file_is_an_error_not_a_crash(con, raw_root, kind, message):
+    path = raw_root / "orders/2024-01.csv"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "dangling-link":
+        path.symlink_to(raw_root / "orders/gone.csv")
+    else:  # the month's file and a hidden name (skipped by the listing) point at each other
+        (raw_root / "orders/_loop").symlink_to(path)
+        path.symlink_to(raw_root / "orders/_loop")
+    assert discover_months(raw_root) == ["2024-01"]
+    with pytest.raises(IngestError, match="^" + message):
+        ingest_month(con, ORDERS, raw_root, "2024-01")
+
+
+def test_a_dangling_reference_link_is_an_error_not_an_absent_file(con, raw_root):
+    (raw_root / "products.csv").symlink_to(raw_root / "gone.csv")
+    with pytest.raises(IngestError, match=r"^products\.csv: cannot be read: it does not exist"):
+        ingest_reference(con, TABLES["products"], raw_root)
+
+
+def test_a_correction_name_with_a_trailing_newline_is_not_a_correction(con, raw_root):
+    (raw_root / "orders/2024-01.csv").write_text(f"order_id,order_ts\nO1,{TS}\n")
+    folder = raw_root / "orders/corrections/2024-01"
+    folder.mkdir(parents=True)
+    (folder / "20240201T120000000000Z-for-0123456789abcdef.csv\n").write_text(f"order_id,order_ts\nO2,{TS}\n")
+    with pytest.raises(IngestError, match=re.escape("'orders/corrections/2024-01/20240201T120000000000Z-for-"
+                                                    "0123456789abcdef.csv\\n': not a correction file name")):
+        ingest_month(con, ORDERS, raw_root, "2024-01")
+
+
+def test_the_file_sensor_skips_what_is_not_a_regular_file(raw_root):
+    """A sensor tick lists and hashes the raw root: a FIFO must not hang it, a dangling link, a
+    loop or a directory must not crash it; the regular file is still seen."""
+    from orchestration.sensors import fingerprint
+
+    orders = raw_root / "orders"
+    fifos = [orders / "2024-01.csv", raw_root / "products.csv", orders / "corrections/2024-05/x.csv"]
+    fifos[2].parent.mkdir(parents=True)
+    for fifo in fifos:
+        os.mkfifo(fifo)
+    (orders / "2024-02.csv").symlink_to(orders / "gone.csv")
+    (orders / "2024-03.csv").mkdir()
+    (orders / "2024-04.csv").symlink_to(orders / "2024-04.csv")
+    (orders / "2024-05.csv").write_text(f"order_id,order_ts\nO1,{TS}\n")
+    thread, outcome = ingest_in_thread(fingerprint, raw_root, {})
+    if thread.is_alive():
+        unblock(fifos)
+        thread.join(10)
+        pytest.fail("the sensor's fingerprint blocked on a FIFO")
+    assert "error" not in outcome, outcome
+    assert list(outcome["value"]) == ["orders/2024-05.csv"]
+
+
+TRAILING = "O1,C1,CH1,2024-01-05 10:00,paid,USD"
+
+
+def test_extra_empty_trailing_fields_are_a_wrong_field_count_not_a_shift(con, raw_root):
+    """DuckDB's reader drops empty fields past the header's count and loads the line: with an
+    extra empty field inside ('...,USD,,Lyon,ARA,,') Lyon became the region. Such lines are
+    quarantined, multi-line ones with their whole text; a line whose last field is empty loads."""
+    header = ",".join(ORDERS.columns)
+    load_orders(con, raw_root, _orders(f"{TRAILING},Lyon,ARA,FR,4.50", f"{TRAILING},,Lyon,ARA,,",
+                                       f"{TRAILING},Lyon,ARA,FR,4.50,", f'{TRAILING},"Rue A\nRue B",ARA,FR,,,',
+                                       f"{TRAILING},Lyon,ARA,FR,", header=header))
+    assert con.execute("select ship_city, ship_region, ship_country, shipping_amount, _source_line from raw.orders "
+                       "order by _source_line").fetchall() == [("Lyon", "ARA", "FR", "4.50", 2), ("Lyon", "ARA", "FR", None, 7)]
+    assert con.execute("select source_line, column_name, reason, record from raw.orders_rejected_lines "
+                       "order by 1").fetchall() == [
+        (3, None, "wrong_field_count: expected fields: 10 found: 11", f"{TRAILING},,Lyon,ARA,,"),
+        (4, None, "wrong_field_count: expected fields: 10 found: 11", f"{TRAILING},Lyon,ARA,FR,4.50,"),
+        (5, None, "wrong_field_count: expected fields: 10 found: 12", f'{TRAILING},"Rue A\nRue B",ARA,FR,,,'),
+    ]
 
 
 # ======================================================================= the pipeline dataset
