@@ -472,6 +472,59 @@ def _line_end(line: str) -> str:
     return "LF" if line.endswith("\n") else ""
 
 
+@dataclass
+class _LineFeed:
+    """The file's physical lines for the csv module, with the counts the mapping needs. Between
+    records, a run of blank lines is counted in one step and never reaches the csv module: a
+    file of millions of empty lines costs a regex match per buffer, not a Python loop per line."""
+
+    text: io.TextIOBase
+    blank_run: re.Pattern | None = None  # set once the line end is known; None: no skipping
+    lines: int = 0  # physical lines read so far
+    skipped: int = 0  # blank lines skipped since the last record
+    record_start: int = 1  # physical line where the record being read starts
+    last: str = ""  # the last line handed to the csv module
+    at_record_start: bool = True
+
+    def __iter__(self) -> Iterator[str]:
+        pending: list[str] = []  # pieces of a line longer than a buffer (joined once: no quadratic copying)
+        while chunk := self.text.read(CHUNK):
+            pos = 0
+            if pending and (end := chunk.find("\n")) >= 0:
+                pending.append(chunk[:end + 1])
+                pos = end + 1
+                yield self._line("".join(pending))
+                pending = []
+            elif pending:
+                pending.append(chunk)
+                continue
+            while True:
+                if self.at_record_start and self.blank_run is not None:
+                    run = self.blank_run.match(chunk, pos)
+                    if run and run.end() > pos:
+                        count = chunk.count("\n", pos, run.end())
+                        self.lines += count
+                        self.skipped += count
+                        pos = run.end()
+                end = chunk.find("\n", pos)
+                if end < 0:
+                    if pos < len(chunk):
+                        pending.append(chunk[pos:])
+                    break
+                yield self._line(chunk[pos:end + 1])
+                pos = end + 1
+        if pending:
+            yield self._line("".join(pending))
+
+    def _line(self, line: str) -> str:
+        self.lines += 1
+        if self.at_record_start:
+            self.record_start = self.lines
+            self.at_record_start = False
+        self.last = line
+        return line
+
+
 def map_records(path: Path, rel: str, delimiter: str, n_fields: int) -> RecordMap:
     """Split the file into records the way DuckDB's reader does (a quoted field may span lines;
     a quote opens a field only at its start, after optional spaces) and note where each starts,
@@ -485,39 +538,39 @@ def map_records(path: Path, rel: str, delimiter: str, n_fields: int) -> RecordMa
     header_lines = 1
     # DuckDB reads a blank line of a one-column file as a NULL row: there it is a record
     blank_is_record = n_fields == 1
-    last_line = [""]
-
-    def remembering(lines: Iterator[str]) -> Iterator[str]:
-        for line in lines:
-            last_line[0] = line
-            yield line
 
     with _open_bytes(path) as stream:
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="\n")
-        reader = csv.reader(remembering(text), delimiter=delimiter, quotechar='"', doublequote=True,
+        feed = _LineFeed(io.TextIOWrapper(stream, encoding="utf-8-sig", newline="\n"))
+        reader = csv.reader(feed, delimiter=delimiter, quotechar='"', doublequote=True,
                             skipinitialspace=True, strict=False)
-        first_end, line = None, 1
+        first_end, entry = None, 0
         try:
-            for entry, row in enumerate(reader):
+            for row in reader:
+                entry += feed.skipped  # DuckDB numbers the skipped blank lines too
+                feed.skipped = 0
                 if row or blank_is_record:
                     entries.append(entry)
-                    starts.append(line)
+                    starts.append(feed.record_start)
                     if len(row) > n_fields:
-                        too_many.append((len(entries) - 1, len(row), reader.line_num))
+                        too_many.append((len(entries) - 1, len(row), feed.lines))
                 if entry == 0:
-                    header_lines = reader.line_num
-                end = _line_end(last_line[0])
-                first_end = first_end or end
+                    header_lines = feed.lines
+                end = _line_end(feed.last)
+                if first_end is None and end:
+                    first_end = end
+                    if not blank_is_record:  # only blank lines with the file's own line end are skipped
+                        feed.blank_run = re.compile(r"(?:\r\n)+" if end == "CRLF" else r"\n+")
                 if end and end != first_end:
                     raise IngestError(
-                        f"{rel}, line {reader.line_num}: this line ends with {end} but line 1 with "
+                        f"{rel}, line {feed.lines}: this line ends with {end} but line 1 with "
                         f"{first_end}; a file must use one kind of line end. Save it again from an "
                         "editor or spreadsheet (it writes one kind), or convert it with `dos2unix`."
                     )
-                line = reader.line_num + 1
+                entry += 1
+                feed.at_record_start = True
         except csv.Error as exc:
             raise IngestError(
-                f"{rel}, line {reader.line_num}: cannot be split into records ({exc}); a carriage "
+                f"{rel}, line {feed.lines}: cannot be split into records ({exc}); a carriage "
                 "return inside an unquoted field does this: quote the field or remove the character."
             ) from exc
     return RecordMap(np.frombuffer(entries, dtype=np.int64), np.frombuffer(starts, dtype=np.int64), header_lines,
