@@ -370,6 +370,8 @@ def scan_file(path: Path, rel: str, limits: Settings | None = None) -> FileScan:
     newlines, total, last_byte = 0, 0, b""
     first_line, header_done = bytearray(), False
     try:
+        if os.stat(path).st_size > limits.max_file_bytes:  # refused before hashing it
+            raise _too_big(path, rel, limits)
         checksum = file_checksum(path)
         with _open_bytes(path) as stream:
             for chunk in iter(lambda: stream.read(CHUNK), b""):
@@ -390,11 +392,7 @@ def scan_file(path: Path, rel: str, limits: Settings | None = None) -> FileScan:
                 total += len(chunk)
                 last_byte = chunk[-1:]
                 if total > limits.max_file_bytes:
-                    expanded = " once decompressed" if path.name.endswith(".gz") else ""
-                    raise IngestError(
-                        f"{rel}: holds more than {limits.max_file_bytes} bytes{expanded} (NEXCART_MAX_FILE_BYTES); "
-                        "refused unread. Split the export by month, or raise the limit if the file is genuine."
-                    )
+                    raise _too_big(path, rel, limits)
             decoder.decode(b"", final=True)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
@@ -422,6 +420,14 @@ def scan_file(path: Path, rel: str, limits: Settings | None = None) -> FileScan:
         )
     physical_lines = newlines + (0 if last_byte == b"\n" else 1)
     return FileScan(checksum, physical_lines, header, delimiter, total, ends_with_newline=last_byte == b"\n")
+
+
+def _too_big(path: Path, rel: str, limits: Settings) -> IngestError:
+    expanded = " once decompressed" if path.name.endswith(".gz") else ""
+    return IngestError(
+        f"{rel}: holds more than {limits.max_file_bytes} bytes{expanded} (NEXCART_MAX_FILE_BYTES); "
+        "refused unread. Split the export by month, or raise the limit if the file is genuine."
+    )
 
 
 def _raise_encoding_error(path: Path, rel: str, offset: int, limits: Settings) -> None:

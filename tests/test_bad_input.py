@@ -333,6 +333,14 @@ def test_a_gzip_that_expands_past_the_limit_is_refused_unread(con, raw_root, mon
     assert con.execute("select count(*) from raw.orders").fetchone() == (0,)
 
 
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(con, raw_root, monkeypatch):
+    monkeypatch.setenv("NEXCART_MAX_FILE_BYTES", "1000")
+    with pytest.raises(IngestError) as refused:
+        load_orders(con, raw_root, _orders(*[f"O{n},{TS}" for n in range(100)], header="order_id,order_ts"))
+    assert re.match(r"^orders/2024-01\.csv: holds more than 1000 bytes \(NEXCART_MAX_FILE_BYTES\); refused unread",
+                    short_message(refused))
+
+
 def test_blank_lines_cost_no_memory_in_the_line_mapping(con, raw_root):
     """The line mapping keeps one entry per record, none per blank line (300 MiB of newlines used
     to take 5.6 GB); the record after them keeps its physical line number."""
