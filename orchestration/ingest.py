@@ -867,6 +867,23 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         pass  # a failed COMMIT has already rolled the transaction back
 
 
+def _insert_rejected_lines(con: duckdb.DuckDBPyConnection, table: RawTable, month: str | None,
+                           file: StagedFile) -> None:
+    """One insert from a registered frame: executemany costs milliseconds a row, so the lines after
+    an unclosed quote in a big file would take hours."""
+    frame = pd.DataFrame(file.rejected_lines, columns=["source_line", "column_name", "reason", "record"])
+    con.register("_ingest_rejected", frame)
+    try:
+        con.execute(
+            f"insert into raw.{table.name}_rejected_lines select $rel, source_line, $month, "
+            "cast(column_name as varchar), reason, record, current_timestamp::timestamp "
+            "from _ingest_rejected order by source_line",
+            {"rel": file.rel, "month": month},
+        )
+    finally:
+        con.unregister("_ingest_rejected")
+
+
 def publish(con: duckdb.DuckDBPyConnection, table: RawTable, month: str | None, staged: list[StagedFile]) -> None:
     """Replace the table's month (or the whole reference table) with the staged files, in one
     transaction: the raw layer holds either the old or the new content, never a mix."""
@@ -881,10 +898,7 @@ def publish(con: duckdb.DuckDBPyConnection, table: RawTable, month: str | None, 
                 f"insert into raw.{table.name} select *, current_timestamp::timestamp from {file.temp_table}"
             )
             if file.rejected_lines:
-                con.executemany(
-                    f"insert into raw.{table.name}_rejected_lines values (?, ?, ?, ?, ?, ?, current_timestamp::timestamp)",
-                    [(file.rel, line, month, col, reason, text) for line, col, reason, text in file.rejected_lines],
-                )
+                _insert_rejected_lines(con, table, month, file)
             log_ingest(con, table, month, LOADED, source_file=file.rel, checksum=file.checksum,
                        rows_loaded=file.rows_loaded, lines_rejected=len(file.rejected_lines))
         con.execute("commit")
