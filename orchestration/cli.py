@@ -136,6 +136,15 @@ def _failure_reason(result) -> str:
     return "the run failed (see the Dagster UI for details)"
 
 
+def _only_gates_blocked(result) -> bool:
+    """Did the run fail only because a gate blocked its step (every month it validated failed)?
+    Then every month of the run is held back: an outcome of the data, reported as held months."""
+    failures = [e for e in result.all_events if e.is_step_failure]
+    return bool(failures) and all(
+        e.step_failure_data and e.step_failure_data.error
+        and "DagsterAssetCheckFailedError" in e.step_failure_data.error.cls_name for e in failures)
+
+
 def _span(months: list[str]) -> str:
     months = sorted(m for m in months if m)
     if not months:
@@ -280,7 +289,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     docs = build_quality_docs(settings.warehouse)  # once per run, failed runs included
     elapsed = time.perf_counter() - started
     prune_run_history(instance, settings.keep_runs)
-    if not result.success:
+    if not result.success and not _only_gates_blocked(result):
         reason = _failure_reason(result)
         _print_held(held_reasons)
         print(f"\nRun FAILED after {elapsed:.1f}s: {reason}", file=sys.stderr)
@@ -288,8 +297,12 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"log {log_path}; quality docs {docs}", file=sys.stderr)
         write_run_log(f"FAILED nexcart run {span} (run {result.run_id}): {reason}")
         return 1
-    held = sorted(set(failed_gate_months(instance, result.run_id)) | set(held_reasons))
-    published = [m for m in _months_between(months[0], months[-1]) if m not in held]
+    run_months = _months_between(months[0], months[-1])
+    if result.success:
+        held = sorted(set(failed_gate_months(instance, result.run_id)) | set(held_reasons))
+    else:  # a gate blocked a step: the run published nothing, so every month of it is held back
+        held = run_months
+    published = [m for m in run_months if m not in held]
     _print_held(held_reasons)
     if warned:
         print(f"\nWarnings ({len(warned)}; recorded in the quality docs, the months were published):")
@@ -329,6 +342,9 @@ def _months_between(first: str, last: str) -> list[str]:
 def _print_summary(warehouse: Path) -> None:
     from orchestration.resources import connect_with_retry
 
+    if not warehouse.exists():
+        print(f"Warehouse:    {warehouse} (not built yet: nothing has been published)")
+        return
     con = connect_with_retry(warehouse, read_only=True)
     try:
         counts = con.execute(
