@@ -418,3 +418,21 @@ def test_docs_server_never_serves_a_path_outside_the_folder(docs_server):
             connection.close()
         assert "do not serve" not in body and "root:" not in body, target
         assert response.status in (404, 301), (target, response.status)
+
+
+def test_gate_metadata_shown_in_the_dagster_ui_escapes_values_from_the_data():
+    """The failures and example rows of a gate are Markdown in the UI: a value (or a column name)
+    from the data is text there, never markup."""
+    from orchestration.quality.checks import result_metadata
+    from orchestration.quality.gates import GateResult, Outcome
+
+    payload = "<img src=x onerror=alert(1)>"
+    outcome = Outcome(name="currency is an ISO 4217 code", kind="expectation", type="expect_column_values_to_match_regex",
+                      severity="warn", success=False, observed=payload, unexpected_count=1, element_count=3,
+                      examples=[{"currency": payload, payload: "x|y"}], expected="^[A-Z]{3}$")
+    result = GateResult("clean.orders", "clean", "orders", "clean/orders", "2024-01", "now", 3, [outcome])
+    meta = result_metadata(result)
+    for key in ("failures", "example_rows"):
+        text = meta[key].value
+        assert "<img" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
+    assert "x\\|y" in meta["example_rows"].value

@@ -15,6 +15,7 @@ few example rows.
 """
 
 
+import html
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,15 +47,17 @@ from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
 
 
 def _md_cell(value: Any) -> str:
+    """A value from the data as Markdown table text: HTML-escaped (the UI must show a value such
+    as '<img onerror=...>' as text), pipes escaped, one line, cut to 200 characters."""
     text = "" if value is None else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")[:200]
+    return html.escape(text[:200]).replace("|", "\\|").replace("\n", " ").replace("\r", " ")
 
 
 def _examples_md(rows: list[dict]) -> str:
     if not rows:
         return ""
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines = ["| " + " | ".join(_md_cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_md_cell(r.get(c)) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
 
