@@ -1,5 +1,6 @@
-"""What the benchmark scripts share: a work folder with its own Dagster home, the sample, and
-`nexcart run` as a user runs it (a subprocess with the project's environment variables)."""
+"""What the benchmark scripts share: a work folder with its own Dagster home, the sample,
+`nexcart run` as a user runs it (a subprocess with the project's environment variables), the peak
+memory of a process tree, and the timeline of a run read back from its Dagster event log."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,8 +24,7 @@ def work_folder(keep: str | None) -> Iterator[Path]:
     Dagster instance settings."""
     root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="nexcart-bench-"))
     root.mkdir(parents=True, exist_ok=True)
-    (root / "dagster_home").mkdir(exist_ok=True)
-    shutil.copyfile(PROJECT_ROOT / "dagster_home" / "dagster.yaml", root / "dagster_home" / "dagster.yaml")
+    dagster_home(root)
     try:
         yield root
     finally:
@@ -31,10 +32,20 @@ def work_folder(keep: str | None) -> Iterator[Path]:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def env(root: Path) -> dict[str, str]:
+def dagster_home(root: Path) -> Path:
+    """root/dagster_home, with the project's instance settings (dagster.yaml)."""
+    home = root / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROJECT_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def env(root: Path, raw: Path | None = None) -> dict[str, str]:
+    """The environment of a run in root: its warehouse, outputs and Dagster home; raw root
+    root/raw unless given."""
     return {
         **os.environ,
-        "NEXCART_DATA_DIR": str(root / "raw"),
+        "NEXCART_DATA_DIR": str(raw or root / "raw"),
         "NEXCART_WAREHOUSE": str(root / "warehouse" / "nexcart.duckdb"),
         "NEXCART_OUTPUT_DIR": str(root),
         "DAGSTER_HOME": str(root / "dagster_home"),
@@ -63,6 +74,112 @@ def nexcart_run(root: Path) -> tuple[float, str]:
     return elapsed, completed.stdout
 
 
+class PeakRss(threading.Thread):
+    """Polls the resident memory of a process and all its descendants every `interval` seconds
+    and keeps the largest sum (psutil when installed, else Linux's /proc)."""
+
+    def __init__(self, pid: int, interval: float = 0.2):
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.peak = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        try:
+            import psutil
+
+            self._psutil = psutil
+        except ImportError:
+            self._psutil = None
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.tree_rss())
+            self.samples += 1
+            self._stop.wait(self.interval)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self.join()
+        return self.peak
+
+    def tree_rss(self) -> int:
+        if self._psutil is not None:
+            try:
+                root = self._psutil.Process(self.pid)
+                procs = [root, *root.children(recursive=True)]
+            except self._psutil.Error:
+                return 0
+            total = 0
+            for proc in procs:
+                try:
+                    total += proc.memory_info().rss
+                except self._psutil.Error:
+                    pass
+            return total
+        return _proc_tree_rss(self.pid)
+
+
+def _proc_tree_rss(pid: int) -> int:
+    """The summed RSS of pid and its descendants, from /proc (Linux)."""
+    parents: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                parents[int(entry.name)] = int(fields[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for p in tree:
+        try:
+            with open(f"/proc/{p}/statm") as statm:
+                total += int(statm.read().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def run_measured(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path = PROJECT_ROOT,
+                 stdin_path: Path | None = None) -> dict:
+    """Run cmd to its end: wall seconds, peak RSS of its process tree (bytes), start and end as
+    epoch seconds (to line up with Dagster's event timestamps), return code and output."""
+    stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
+    try:
+        started_at = time.time()
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=stdin, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        monitor = PeakRss(proc.pid)
+        monitor.start()
+        stdout, stderr = proc.communicate()
+        wall = time.perf_counter() - started
+        ended_at = time.time()
+        peak = monitor.stop()
+    finally:
+        if stdin_path:
+            stdin.close()
+    return {"wall_s": wall, "peak_rss_bytes": peak, "rss_samples": monitor.samples, "started_at": started_at,
+            "ended_at": ended_at, "returncode": proc.returncode, "stdout": stdout, "stderr": stderr}
+
+
+def nexcart_run_measured(root: Path, *args: str, raw: Path | None = None) -> dict:
+    """`nexcart run [args]` on root (raw root `raw` if given) in a subprocess, measured with
+    run_measured; exits on failure."""
+    result = run_measured([sys.executable, "-m", "orchestration.cli", "run", *args], env=env(root, raw))
+    if result["returncode"] != 0:
+        raise SystemExit(f"nexcart run {' '.join(args)} failed (exit {result['returncode']}):\n"
+                         f"{result['stdout'][-4000:]}\n{result['stderr'][-4000:]}")
+    return result
+
+
 def last_run_records(dagster_home: Path) -> list:
     """The event log records of the newest run in dagster_home."""
     os.environ["DAGSTER_HOME"] = str(dagster_home)
@@ -71,6 +188,35 @@ def last_run_records(dagster_home: Path) -> list:
     with DagsterInstance.get() as instance:
         run = instance.get_runs(limit=1)[0]
         return instance.get_records_for_run(run.run_id, limit=1_000_000).records
+
+
+def run_timeline(dagster_home: Path) -> dict:
+    """The newest run of dagster_home, from its event log: run id, epoch timestamps of its first
+    event, RUN_START and its end (RUN_SUCCESS / RUN_FAILURE), and each step's seconds from
+    STEP_START to STEP_SUCCESS / STEP_FAILURE, in the order the steps started."""
+    from dagster import DagsterEventType
+
+    run_id = first_event = run_start = run_end = None
+    starts: dict[str, float] = {}
+    steps: dict[str, float] = {}
+    for record in last_run_records(dagster_home):
+        entry = record.event_log_entry
+        run_id = run_id or entry.run_id
+        first_event = entry.timestamp if first_event is None else min(first_event, entry.timestamp)
+        event = entry.dagster_event
+        if event is None:
+            continue
+        kind = event.event_type
+        if kind == DagsterEventType.RUN_START:
+            run_start = entry.timestamp
+        elif kind in (DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE):
+            run_end = entry.timestamp
+        elif kind == DagsterEventType.STEP_START:
+            starts[event.step_key] = entry.timestamp
+        elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            steps[event.step_key] = entry.timestamp - starts[event.step_key]
+    return {"run_id": run_id, "first_event_at": first_event, "run_start_at": run_start, "run_end_at": run_end,
+            "steps": {key: steps[key] for key in starts if key in steps}}
 
 
 def print_seconds_table(share_title: str, rows: list[tuple[str, float, float | None]]) -> None:

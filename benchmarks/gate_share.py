@@ -29,33 +29,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import generate_sample, last_run_records, nexcart_run, print_seconds_table, work_folder  # noqa: E402
+from benchmarks.common import generate_sample, nexcart_run, print_seconds_table, run_timeline, work_folder  # noqa: E402
 
 GATE_STEP_SUFFIX = "_gx_gate"
 
 
 def step_durations(dagster_home: Path) -> tuple[dict[str, float], float]:
     """Seconds per step of the newest run, and the run's own duration (RUN_START to its end)."""
-    from dagster import DagsterEventType
-
-    starts: dict[str, float] = {}
-    durations: dict[str, float] = {}
-    run_start = run_end = None
-    for record in last_run_records(dagster_home):
-        entry = record.event_log_entry
-        event = entry.dagster_event
-        if event is None:
-            continue
-        kind = event.event_type
-        if kind == DagsterEventType.RUN_START:
-            run_start = entry.timestamp
-        elif kind in (DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE):
-            run_end = entry.timestamp
-        elif kind == DagsterEventType.STEP_START:
-            starts[event.step_key] = entry.timestamp
-        elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
-            durations[event.step_key] = entry.timestamp - starts[event.step_key]
-    return durations, (run_end or 0) - (run_start or 0)
+    timeline = run_timeline(dagster_home)
+    return timeline["steps"], (timeline["run_end_at"] or 0) - (timeline["run_start_at"] or 0)
 
 
 def main() -> int:
