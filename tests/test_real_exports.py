@@ -357,6 +357,21 @@ def test_revenue_of_flagged_lines_is_counted_shown_and_warned(exports):
     assert validate_gate(exports, "marts.monthly_revenue", "2024-01").status == "passed"  # share 0
 
 
+def test_the_report_of_real_marts_says_no_data_delivered_and_notes_flagged_revenue(exports, tmp_path):
+    from orchestration.reporting import render_month_report
+
+    empty = render_month_report(exports, "2024-02", tmp_path).path.read_text()
+    assert 'data-banner="empty"' in empty and "No data delivered for this month" in empty
+    header_only = render_month_report(exports, "2024-03", tmp_path).path.read_text()
+    assert "data-banner" not in header_only  # delivered, just empty: zero figures, no banner
+    flagged = render_month_report(exports, "2024-07", tmp_path)
+    gross = next(k for k in flagged.kpis if k.key == "gross_revenue")
+    assert gross.text == "$240.00"
+    assert gross.sub.startswith("of which $200.00 (83.3%) from order lines flagged price_outlier")
+    assert next(k for k in render_month_report(exports, "2024-01", tmp_path).kpis
+                if k.key == "gross_revenue").sub is None
+
+
 # ------------------------------------------------------------------ the rule, written down
 
 
@@ -379,3 +394,56 @@ def test_every_error_expectation_is_classified_in_the_readme():
             kind = rows.get((gate.id, check.name))
             assert kind is not None, f"{gate.id}: {check.name} is not in the README's table"
             assert re.match(rf"^\*?\*?({'|'.join(kinds)})", kind), (gate.id, check.name, kind)
+
+
+# ------------------------------------------------------------------ the whole pipeline, one run
+
+
+def test_a_run_over_months_without_sales_and_odd_rows_publishes_every_month(pipeline):
+    """`nexcart run` (real ingest, Dagster, dbt, gates, report) over: January with 300 orders,
+    one bad line, one negative and one zero payment; February with no file at all; March with
+    header-only files; April with cancelled orders and no lines; May with one order. Every month
+    is published, none is held back."""
+    from tests.conftest import write_csv
+
+    raw = pipeline.raw
+    write_csv(raw / "products.csv", "product_id,product_name,category,brand,unit_cost,list_price",
+              "P1,Mug,Kitchen,Acme,4.00,10.00")
+    write_csv(raw / "channels.csv", "channel_id,channel_name,channel_type", "W1,Web shop,web")
+    order_header = "order_id,customer_id,channel_id,order_ts,status,currency,ship_city,ship_region,ship_country,shipping_amount"
+    item_header = "order_id,line_number,product_id,quantity,unit_price,discount_amount"
+    orders = [f"O{i:04d},,W1,2024-01-{i % 28 + 1:02d} 10:00:00,paid,USD,Lyon,ARA,FR,0" for i in range(300)]
+    items = [f"O{i:04d},1,P1,1,{'0.00' if i == 7 else '10.00'},0" for i in range(300)]
+    payments = [f"T{i:04d},O{i:04d},2024-01-{i % 28 + 1:02d} 10:05:00,payment,card,succeeded,"
+                f"{'-5.00' if i == 3 else '0.00' if i == 4 else '10.00'},USD" for i in range(300)]
+    write_csv(raw / "orders/2024-01.csv", order_header, *orders)
+    write_csv(raw / "order_items/2024-01.csv", item_header, *items)
+    write_csv(raw / "transactions/2024-01.csv",
+              "transaction_id,order_id,transaction_ts,kind,payment_method,status,amount,currency", *payments)
+    write_csv(raw / "orders/2024-03.csv", order_header)  # header-only
+    write_csv(raw / "order_items/2024-03.csv", item_header)
+    write_csv(raw / "orders/2024-04.csv", order_header,
+              "OC1,,W1,2024-04-02 09:00:00,cancelled,USD,,,,0", "OC2,,W1,2024-04-03 09:00:00,cancelled,USD,,,,0")
+    write_csv(raw / "order_items/2024-04.csv", item_header)
+    write_csv(raw / "orders/2024-05.csv", order_header, "O9000,,W1,2024-05-02 09:00:00,paid,USD,,,,0")
+    write_csv(raw / "order_items/2024-05.csv", item_header, "O9000,1,P1,2,10.00,0")
+
+    completed = pipeline.nexcart("run", check=False)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert "HELD BACK" not in completed.stdout
+    assert pipeline.query("select month, orders, gross_revenue, data_delivered from marts.monthly_revenue "
+                          "order by month") == [
+        (dt.date(2024, 1, 1), 299, D("2990.00"), True),
+        (dt.date(2024, 2, 1), 0, D("0.00"), False),
+        (dt.date(2024, 3, 1), 0, D("0.00"), True),
+        (dt.date(2024, 4, 1), 0, D("0.00"), True),
+        (dt.date(2024, 5, 1), 1, D("20.00"), True),
+    ]
+    assert pipeline.query("select table_name, reason from quality.quarantine order by 1") == [
+        ("order_items", "non_positive_price"), ("transactions", "negative_amount")]
+    assert pipeline.query("select count(*) from clean.transactions where amount = 0") == [(1,)]
+    assert pipeline.query("select count(*) from clean.orders where _month = '2024-04'") == [(2,)]
+    reports = pipeline.root / "reports"
+    assert "No data delivered for this month" in (reports / "2024-02.html").read_text()
+    for month in ("2024-01", "2024-03", "2024-04", "2024-05"):
+        assert "data-banner" not in (reports / f"{month}.html").read_text(), month
