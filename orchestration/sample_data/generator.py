@@ -820,7 +820,7 @@ def _fulfil_orders(rng: np.random.Generator, orders: Orders, lines: OrderLines, 
     confirm = np.where(method == BANK_TRANSFER, _uniform_seconds(rng, 2 * HOUR, 3 * DAY, count),
                        _uniform_seconds(rng, 3, 90, count))
     failed_first = (rng.random(count) < PAYMENT_FAILURE_RATE[method]) & ~orders.voucher
-    # Every step the shop takes is postponed to the reopening when it falls in the closed month.
+    # Every step the shop takes is postponed past the closed month when it would fall in it.
     postpone = lambda after: calendar.postpone_past_closure(orders.seconds, after)  # noqa: E731
     fail_after = postpone(_uniform_seconds(rng, 2, 60, count))
     retry_gap = _uniform_seconds(rng, 60, 1200, count)
