@@ -2,6 +2,7 @@
 without the UI. Written by `nexcart run` and, for runs launched in the UI, by a sensor. And the
 bounded run history of the Dagster instance."""
 
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,4 +28,6 @@ def prune_run_history(instance, keep: int) -> int:
     old = instance.get_run_ids(limit=None)[keep:]  # newest first
     for run_id in old:
         instance.delete_run(run_id)
+        # the run's captured stdout/stderr (compute logs) live in a folder of their own
+        shutil.rmtree(Path(instance.root_directory) / "storage" / run_id, ignore_errors=True)
     return len(old)

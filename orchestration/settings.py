@@ -34,6 +34,7 @@ class Settings:
     max_columns: int  # a raw file's header may name at most this many columns
     max_file_bytes: int  # a raw file may hold at most this many bytes once decompressed (.csv.gz expanded)
     max_line_bytes: int  # a longer line is quarantined (line_too_long); a longer header refuses the file
+    max_gzip_ratio: int  # a .csv.gz expanding more than this many times its size (past 64 MiB) is a gzip bomb
 
     @property
     def schedule_hour_minute(self) -> tuple[int, int]:
@@ -69,8 +70,9 @@ def load_settings() -> Settings:
         schedule_time=os.environ.get("NEXCART_SCHEDULE_TIME", "").strip() or "06:00",
         freshness_day=int(os.environ.get("NEXCART_FRESHNESS_DAY", "").strip() or 5),
         output_dir=_path("NEXCART_OUTPUT_DIR", "data"),
-        keep_runs=int(os.environ.get("NEXCART_KEEP_RUNS", "").strip() or 20),
+        keep_runs=int(os.environ.get("NEXCART_KEEP_RUNS", "").strip() or 10),
         max_columns=int(os.environ.get("NEXCART_MAX_COLUMNS", "").strip() or 1000),
         max_file_bytes=int(os.environ.get("NEXCART_MAX_FILE_BYTES", "").strip() or 8 << 30),
         max_line_bytes=int(os.environ.get("NEXCART_MAX_LINE_BYTES", "").strip() or 16 << 20),
+        max_gzip_ratio=int(os.environ.get("NEXCART_MAX_GZIP_RATIO", "").strip() or 200),
     )

@@ -87,11 +87,15 @@ def test_the_run_history_keeps_the_newest_runs(tmp_path, keep):
 
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         run_ids = [materialize([tiny], instance=instance).run_id for _ in range(4)]
+        logs = [tmp_path / "storage" / run_id for run_id in run_ids]
+        for folder in logs:  # as a run's captured output (compute logs) leaves it
+            folder.mkdir(parents=True, exist_ok=True)
         deleted = prune_run_history(instance, keep)
         kept = instance.get_run_ids(limit=None)
         if keep:
             assert deleted == 2 and kept == run_ids[:-3:-1]  # the two newest, newest first
             assert instance.get_records_for_run(run_ids[0]).records == []  # their events are gone too
+            assert [folder.exists() for folder in logs] == [False, False, True, True]
         else:
             assert deleted == 0 and len(kept) == 4
 
