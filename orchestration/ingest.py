@@ -47,6 +47,9 @@ from orchestration.contract import MONTH_FILE_RE, TABLES, RawTable
 from orchestration.settings import Settings, load_settings
 
 CHUNK = 1 << 20
+# A .csv.gz is held to Settings.max_gzip_ratio only past this expanded size: a small file costs
+# nothing whatever its ratio, and real exports compress 5-20 times.
+GZIP_RATIO_FLOOR = 64 << 20
 SUPPORTED_DELIMITERS = (",", ";", "\t")
 # An extra column this close to a contract column the file lacks is a misspelling, not an extra:
 # loading it would silently default the contract column (a discount of 0, say).
@@ -370,8 +373,10 @@ def scan_file(path: Path, rel: str, limits: Settings | None = None) -> FileScan:
     newlines, total, last_byte = 0, 0, b""
     first_line, header_done = bytearray(), False
     try:
-        if os.stat(path).st_size > limits.max_file_bytes:  # refused before hashing it
+        size = os.stat(path).st_size
+        if size > limits.max_file_bytes:  # refused before hashing it
             raise _too_big(path, rel, limits)
+        gzipped = path.name.endswith(".gz")
         checksum = file_checksum(path)
         with _open_bytes(path) as stream:
             for chunk in iter(lambda: stream.read(CHUNK), b""):
@@ -393,6 +398,12 @@ def scan_file(path: Path, rel: str, limits: Settings | None = None) -> FileScan:
                 last_byte = chunk[-1:]
                 if total > limits.max_file_bytes:
                     raise _too_big(path, rel, limits)
+                if gzipped and total > GZIP_RATIO_FLOOR and total > limits.max_gzip_ratio * size:
+                    raise IngestError(
+                        f"{rel}: expands more than {limits.max_gzip_ratio} times its {size} bytes "
+                        "(NEXCART_MAX_GZIP_RATIO), like a gzip bomb, not an export; refused unread. "
+                        "Check the file, or raise the limit if it is genuine."
+                    )
             decoder.decode(b"", final=True)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc

@@ -333,6 +333,17 @@ def test_a_gzip_that_expands_past_the_limit_is_refused_unread(con, raw_root, mon
     assert con.execute("select count(*) from raw.orders").fetchone() == (0,)
 
 
+@pytest.mark.parametrize("head", [b"order_id,order_ts\n", b'order_id,order_ts\nO1,"'], ids=["newlines", "in-a-quote"])
+def test_a_gzip_bomb_is_refused_by_its_ratio_with_the_default_limits(con, raw_root, head):
+    """300 KB of gzip expanding to 100 MiB of newlines (after the header, or inside a quote that
+    never closes): refused once it passes 64 MiB at over 200 times its size."""
+    write_gzip_stream(raw_root / "orders/2024-01.csv.gz", head, b"\n", 100 << 20)
+    with pytest.raises(IngestError) as refused:
+        ingest_month(con, ORDERS, raw_root, "2024-01")
+    assert re.match(r"^orders/2024-01\.csv\.gz: expands more than 200 times its \d+ bytes \(NEXCART_MAX_GZIP_RATIO\), "
+                    r"like a gzip bomb", short_message(refused))
+
+
 def test_a_file_over_the_size_limit_is_refused_before_it_is_read(con, raw_root, monkeypatch):
     monkeypatch.setenv("NEXCART_MAX_FILE_BYTES", "1000")
     with pytest.raises(IngestError) as refused:
