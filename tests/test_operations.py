@@ -519,8 +519,10 @@ def test_raw_files_sensor_runs_what_new_or_corrected_files_affect(tmp_path, monk
     from orchestration.sensors import raw_files_sensor
 
     raw = tmp_path / "raw"
-    generate(raw, orders=400, months=4, seed=5, defect_rate=0.0)  # 2024-01 .. 2024-04
-    late = raw / "transactions" / "2024-02.csv"
+    summary = generate(raw, orders=400, months=4, seed=5, defect_rate=0.0)  # 2024-01 .. 2024-04
+    # one of February and March is the sample's empty month (no files): use the other one
+    [month] = [m for m in ("2024-02", "2024-03") if m != summary["empty_month"]]
+    late = raw / "transactions" / f"{month}.csv"
     late_bytes = late.read_bytes()
     late.unlink()  # February's transactions arrive late
     monkeypatch.setenv("NEXCART_DATA_DIR", str(raw))
@@ -550,15 +552,15 @@ def test_raw_files_sensor_runs_what_new_or_corrected_files_affect(tmp_path, monk
 
     # A new monthly file: that month, to the last month.
     late.write_bytes(late_bytes)
-    assert [r[:2] for r in tick()] == [("2024-02", "2024-04")]
+    assert [r[:2] for r in tick()] == [(month, "2024-04")]
     assert tick() == []
 
     # A corrected re-delivery of a past month: that month to the last, again for a second correction.
     keys = []
     for _ in range(2):
-        bump_quantities(raw / "order_items" / "2024-03.csv", lines=3)
+        bump_quantities(raw / "order_items" / f"{month}.csv", lines=3)
         [(first, last, key, _)] = tick()
-        assert (first, last) == ("2024-03", "2024-04")
+        assert (first, last) == (month, "2024-04")
         keys.append(key)
         assert tick() == []
     # Dagster launches a run key once per sensor: two corrections of one file need two run keys.
