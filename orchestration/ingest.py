@@ -489,11 +489,15 @@ def _line_end(line: str) -> str:
     return "LF" if line.endswith("\n") else ""
 
 
+_QUOTE_FREE = re.compile(r'[^"]+')
+
+
 @dataclass
 class _LineFeed:
     """The file's physical lines for the csv module, with the counts the mapping needs. Between
     records, a run of blank lines is counted in one step and never reaches the csv module: a
-    file of millions of empty lines costs a regex match per buffer, not a Python loop per line."""
+    file of millions of empty lines costs a regex match per buffer, not a Python loop per line.
+    Inside a multi-line quoted field, only the text from each quote on reaches it."""
 
     text: io.TextIOBase
     blank_run: re.Pattern | None = None  # set once the line end is known; None: no skipping
@@ -507,29 +511,34 @@ class _LineFeed:
         pending: list[str] = []  # pieces of a line longer than a buffer (joined once: no quadratic copying)
         while chunk := self.text.read(CHUNK):
             pos = 0
-            if pending and (end := chunk.find("\n")) >= 0:
-                pending.append(chunk[:end + 1])
-                pos = end + 1
-                yield self._line("".join(pending))
-                pending = []
-            elif pending:
-                pending.append(chunk)
-                continue
-            while True:
-                if self.at_record_start and self.blank_run is not None:
+            while pos < len(chunk):
+                if not pending and not self.at_record_start:
+                    # Mid-record, so inside a quoted field (only there does a record go on past a
+                    # line end): text before the next quote is literal and changes neither where
+                    # the record ends nor its field count. Dropping it keeps a quote that is never
+                    # closed from piling the rest of the file into one field.
+                    if run := _QUOTE_FREE.match(chunk, pos):
+                        self.lines += chunk.count("\n", pos, run.end())
+                        # the line end of what was dropped, for the check of the record's last line
+                        self.last = next((e for e in ("\r\n", "\n") if run.group().endswith(e)), "")
+                        pos = run.end()
+                        continue
+                elif not pending and self.blank_run is not None:
                     run = self.blank_run.match(chunk, pos)
                     if run and run.end() > pos:
                         count = chunk.count("\n", pos, run.end())
                         self.lines += count
                         self.skipped += count
                         pos = run.end()
+                        continue
                 end = chunk.find("\n", pos)
                 if end < 0:
-                    if pos < len(chunk):
-                        pending.append(chunk[pos:])
+                    pending.append(chunk[pos:])
                     break
-                yield self._line(chunk[pos:end + 1])
+                pending.append(chunk[pos:end + 1])
                 pos = end + 1
+                yield self._line("".join(pending))
+                pending = []
         if pending:
             yield self._line("".join(pending))
 
