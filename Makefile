@@ -6,11 +6,12 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: help install run sample test ui dbt-build dbt-docs clean
+.PHONY: help install run sample test bench ui dbt-build dbt-docs clean
 
 help:
 	@echo "make run    install, generate sample data if data/raw is empty (and NEXCART_DATA_DIR unset), build the whole graph"
 	@echo "make test   install and run the test suite"
+	@echo "make bench  time nexcart run against the floor (plain DuckDB) and pandas: 50k orders x 3, about 10 min (BENCH_ARGS=\"--sizes 50k,1m --repeat 3,1\")"
 	@echo "make ui     the Dagster UI on http://127.0.0.1:3000"
 	@echo "make dbt-build / make dbt-docs   dbt on its own (after a run has ingested raw data)"
 
@@ -37,6 +38,14 @@ run: sample
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# benchmarks/harness.py (benchmarks/README.md); its extra: psutil (peak RSS) and matplotlib (the chart)
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	$(BIN)/nexcart bench $(BENCH_ARGS)
 
 ui: $(STAMP)
 	$(BIN)/python -c "from orchestration.dbt_project import ensure_manifest; ensure_manifest()"

@@ -76,73 +76,83 @@ def nexcart_run(root: Path) -> tuple[float, str]:
 
 class PeakRss(threading.Thread):
     """Polls the resident memory of a process and all its descendants every `interval` seconds
-    and keeps the largest sum (psutil when installed, else Linux's /proc)."""
+    and keeps the largest sum. On Linux from /proc: each poll reads the known processes' statm, and
+    the tree is re-listed every `rescan` seconds (a full /proc scan costs tens of milliseconds, too
+    much CPU to do 5 times a second next to the process measured on 2 cores); elsewhere psutil."""
 
-    def __init__(self, pid: int, interval: float = 0.2):
+    def __init__(self, pid: int, interval: float = 0.2, rescan: float = 1.0):
         super().__init__(daemon=True)
-        self.pid, self.interval = pid, interval
+        self.pid, self.interval, self.rescan = pid, interval, rescan
         self.peak = 0
         self.samples = 0
-        self._stop = threading.Event()
-        try:
-            import psutil
-
-            self._psutil = psutil
-        except ImportError:
-            self._psutil = None
+        self._halt = threading.Event()
+        self._linux = os.path.isdir(f"/proc/{os.getpid()}")
 
     def run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.tree_rss())
+        tree: set[int] = {self.pid}
+        listed = 0.0
+        while not self._halt.is_set():
+            if self._linux:
+                if time.monotonic() - listed >= self.rescan:
+                    tree, listed = _proc_tree(self.pid), time.monotonic()
+                rss = _proc_rss(tree)
+            else:
+                rss = _psutil_tree_rss(self.pid)
+            self.peak = max(self.peak, rss)
             self.samples += 1
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def stop(self) -> int:
-        self._stop.set()
+        self._halt.set()
         self.join()
         return self.peak
 
-    def tree_rss(self) -> int:
-        if self._psutil is not None:
-            try:
-                root = self._psutil.Process(self.pid)
-                procs = [root, *root.children(recursive=True)]
-            except self._psutil.Error:
-                return 0
-            total = 0
-            for proc in procs:
-                try:
-                    total += proc.memory_info().rss
-                except self._psutil.Error:
-                    pass
-            return total
-        return _proc_tree_rss(self.pid)
 
-
-def _proc_tree_rss(pid: int) -> int:
-    """The summed RSS of pid and its descendants, from /proc (Linux)."""
-    parents: dict[int, int] = {}
+def _proc_tree(pid: int) -> set[int]:
+    """pid and its descendants, from /proc/*/stat (Linux)."""
+    children: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
                 with open(f"/proc/{entry.name}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-                parents[int(entry.name)] = int(fields[1])
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
             except (OSError, IndexError, ValueError):
                 pass
     tree, frontier = {pid}, [pid]
     while frontier:
-        parent = frontier.pop()
-        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
-        tree.update(children)
-        frontier.extend(children)
+        for child in children.get(frontier.pop(), []):
+            if child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    return tree
+
+
+def _proc_rss(pids: set[int]) -> int:
     page = os.sysconf("SC_PAGE_SIZE")
     total = 0
-    for p in tree:
+    for p in pids:
         try:
             with open(f"/proc/{p}/statm") as statm:
                 total += int(statm.read().split()[1]) * page
         except (OSError, IndexError, ValueError):
+            pass  # ended since the tree was listed
+    return total
+
+
+def _psutil_tree_rss(pid: int) -> int:
+    import psutil  # the bench extra (pyproject.toml)
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
             pass
     return total
 
@@ -192,21 +202,25 @@ def last_run_records(dagster_home: Path) -> list:
 
 def run_timeline(dagster_home: Path) -> dict:
     """The newest run of dagster_home, from its event log: run id, epoch timestamps of its first
-    event, RUN_START and its end (RUN_SUCCESS / RUN_FAILURE), and each step's seconds from
-    STEP_START to STEP_SUCCESS / STEP_FAILURE, in the order the steps started."""
+    event (the run's planned materializations and checks are written before RUN_START), RUN_START
+    and its end (RUN_SUCCESS / RUN_FAILURE), each step's seconds from STEP_START to STEP_SUCCESS /
+    STEP_FAILURE in the order the steps started, and how many events of each type it wrote."""
     from dagster import DagsterEventType
 
     run_id = first_event = run_start = run_end = None
     starts: dict[str, float] = {}
     steps: dict[str, float] = {}
+    counts: dict[str, int] = {}
     for record in last_run_records(dagster_home):
         entry = record.event_log_entry
         run_id = run_id or entry.run_id
         first_event = entry.timestamp if first_event is None else min(first_event, entry.timestamp)
         event = entry.dagster_event
         if event is None:
+            counts["log message"] = counts.get("log message", 0) + 1
             continue
         kind = event.event_type
+        counts[event.event_type_value] = counts.get(event.event_type_value, 0) + 1
         if kind == DagsterEventType.RUN_START:
             run_start = entry.timestamp
         elif kind in (DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE):
@@ -216,7 +230,7 @@ def run_timeline(dagster_home: Path) -> dict:
         elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
             steps[event.step_key] = entry.timestamp - starts[event.step_key]
     return {"run_id": run_id, "first_event_at": first_event, "run_start_at": run_start, "run_end_at": run_end,
-            "steps": {key: steps[key] for key in starts if key in steps}}
+            "steps": {key: steps[key] for key in starts if key in steps}, "event_counts": counts}
 
 
 def print_seconds_table(share_title: str, rows: list[tuple[str, float, float | None]]) -> None:

@@ -12,9 +12,12 @@
 -- time zone UTC (a timestamp with an offset is moved to UTC). A line the CSV reader cannot split
 -- into the header's fields is skipped (the pipeline quarantines it).
 
-create or replace temp macro clean_text(x) as nullif(regexp_replace(x, '^\s+|\s+$', '', 'g'), '');
-create or replace temp macro typed_text(x) as
-    case when upper(clean_text(x)) in ('NULL', 'N/A', 'NA', 'NONE', '-') then null else clean_text(x) end;
+-- trimmed of the characters RE2's \s matches (the pipeline's clean_text), NULL when empty
+create or replace temp macro clean_text(x) as nullif(trim(x, E'\t\n\f\r '), '');
+-- the "no value" spellings of a typed column, on text already cleaned (each value is cleaned once:
+-- a macro's argument is expanded wherever it appears). list_contains, not IN: DuckDB plans an IN
+-- list as a join, which costs more than the whole parse.
+create or replace temp macro no_value(t) as case when list_contains(['NULL', 'N/A', 'NA', 'NONE', '-'], upper(t)) then null else t end;
 create or replace temp macro parse_dec(t) as
     case when regexp_full_match(t, '[+-]?(?:[0-9]+(?:[.][0-9]*)?|[.][0-9]+)') then try_cast(t as decimal(18,4)) end;
 create or replace temp macro parse_int(t) as
@@ -52,23 +55,25 @@ with raw as (
                              'ship_city': 'VARCHAR', 'ship_region': 'VARCHAR', 'ship_country': 'VARCHAR',
                              'shipping_amount': 'VARCHAR'})
 ),
-typed as (
+texts as (
     select clean_text(order_id) as order_id, clean_text(customer_id) as customer_id,
-           typed_text(order_ts) as order_ts_text, parse_ts(typed_text(order_ts)) as order_ts,
-           lower(clean_text(status)) as status, typed_text(shipping_amount) as shipping_text,
-           _month, filename, _line
+           no_value(clean_text(order_ts)) as order_ts_text, lower(clean_text(status)) as status,
+           no_value(clean_text(shipping_amount)) as shipping_text, _month, filename, _line
     from raw
+),
+typed as (
+    select *, parse_ts(order_ts_text) as order_ts from texts
 )
 select order_id, customer_id, order_ts, cast(order_ts as date) as order_date,
        cast(date_trunc('month', order_ts) as date) as order_month,
-       case when status in ('placed', 'paid', 'shipped', 'delivered', 'completed', 'cancelled', 'returned')
+       case when list_contains(['placed', 'paid', 'shipped', 'delivered', 'completed', 'cancelled', 'returned'], status)
             then status else 'placed' end as status,
        _month
 from typed
 where order_id is not null and order_ts_text is not null and order_ts is not null
   and (shipping_text is not null and parse_dec(shipping_text) is null) is not true
   and (strftime(order_ts, '%Y-%m') <> _month) is not true
-qualify row_number() over (partition by order_id order by _month desc, filename desc, _line desc) = 1;
+qualify row_number() over (partition by order_id order by _month desc, _line desc) = 1;
 
 -- Products: the last valid line of products.csv per product_id.
 create temp table f_products as
@@ -79,12 +84,14 @@ with raw as (
                   columns = {'product_id': 'VARCHAR', 'product_name': 'VARCHAR', 'category': 'VARCHAR',
                              'brand': 'VARCHAR', 'unit_cost': 'VARCHAR', 'list_price': 'VARCHAR'})
 ),
-typed as (
+texts as (
     select clean_text(product_id) as product_id, clean_text(product_name) as product_name,
-           clean_text(category) as category, typed_text(unit_cost) as unit_cost_text,
-           parse_dec(typed_text(unit_cost)) as unit_cost, typed_text(list_price) as list_price_text,
-           parse_dec(typed_text(list_price)) as list_price, _line
+           clean_text(category) as category, no_value(clean_text(unit_cost)) as unit_cost_text,
+           no_value(clean_text(list_price)) as list_price_text, _line
     from raw
+),
+typed as (
+    select *, parse_dec(unit_cost_text) as unit_cost, parse_dec(list_price_text) as list_price from texts
 )
 select product_id, product_name, category, unit_cost, list_price
 from typed
@@ -103,14 +110,17 @@ with raw as (
                   columns = {'order_id': 'VARCHAR', 'line_number': 'VARCHAR', 'product_id': 'VARCHAR',
                              'quantity': 'VARCHAR', 'unit_price': 'VARCHAR', 'discount_amount': 'VARCHAR'})
 ),
-typed as (
-    select clean_text(order_id) as order_id, typed_text(line_number) as line_number_text,
-           parse_int(typed_text(line_number)) as line_number, clean_text(product_id) as product_id,
-           typed_text(quantity) as quantity_text, parse_int(typed_text(quantity)) as quantity,
-           typed_text(unit_price) as unit_price_text, parse_dec(typed_text(unit_price)) as unit_price,
-           typed_text(discount_amount) as discount_text, parse_dec(typed_text(discount_amount)) as discount,
-           _month, filename, _line
+texts as (
+    select clean_text(order_id) as order_id, no_value(clean_text(line_number)) as line_number_text,
+           clean_text(product_id) as product_id, no_value(clean_text(quantity)) as quantity_text,
+           no_value(clean_text(unit_price)) as unit_price_text,
+           no_value(clean_text(discount_amount)) as discount_text, _month, filename, _line
     from raw
+),
+typed as (
+    select *, parse_int(line_number_text) as line_number, parse_int(quantity_text) as quantity,
+           parse_dec(unit_price_text) as unit_price, parse_dec(discount_text) as discount
+    from texts
 ),
 valid as (
     select order_id, line_number, product_id, quantity, unit_price,
@@ -123,7 +133,7 @@ valid as (
       and (discount_text is not null and discount is null) is not true
       and quantity > 0 and unit_price > 0
       and (coalesce(discount, 0) < 0 or coalesce(discount, 0) > quantity * unit_price) is not true
-    qualify row_number() over (partition by order_id, line_number order by _month desc, filename desc, _line desc) = 1
+    qualify row_number() over (partition by order_id, line_number order by _month desc, _line desc) = 1
 )
 select l.*, o.customer_id, o.order_date, o.order_month as month, p.product_name,
        coalesce(nullif(p.category, ''), 'Unknown') as category,
@@ -160,23 +170,25 @@ with raw as (
                              'kind': 'VARCHAR', 'payment_method': 'VARCHAR', 'status': 'VARCHAR',
                              'amount': 'VARCHAR', 'currency': 'VARCHAR'})
 ),
-typed as (
+texts as (
     select clean_text(transaction_id) as transaction_id, clean_text(order_id) as order_id,
-           typed_text(transaction_ts) as ts_text, parse_ts(typed_text(transaction_ts)) as transaction_ts,
-           lower(clean_text(kind)) as kind, lower(clean_text(status)) as status,
-           typed_text(amount) as amount_text, parse_dec(typed_text(amount)) as amount,
+           no_value(clean_text(transaction_ts)) as ts_text, lower(clean_text(kind)) as kind,
+           lower(clean_text(status)) as status, no_value(clean_text(amount)) as amount_text,
            _month, filename, _line
     from raw
+),
+typed as (
+    select *, parse_ts(ts_text) as transaction_ts, parse_dec(amount_text) as amount from texts
 ),
 valid as (
     select * from typed
     where transaction_id is not null and order_id is not null and ts_text is not null and transaction_ts is not null
       and (amount_text is not null and amount is null) is not true
       and (amount < 0) is not true
-      and (kind not in ('payment', 'refund', 'chargeback')) is not true
-      and (status not in ('succeeded', 'failed', 'pending')) is not true
+      and (not list_contains(['payment', 'refund', 'chargeback'], kind)) is not true
+      and (not list_contains(['succeeded', 'failed', 'pending'], status)) is not true
       and (strftime(transaction_ts, '%Y-%m') <> _month) is not true
-    qualify row_number() over (partition by transaction_id order by _month desc, filename desc, _line desc) = 1
+    qualify row_number() over (partition by transaction_id order by _month desc, _line desc) = 1
 )
 select cast(date_trunc('month', transaction_ts) as date) as month, sum(cast(amount as decimal(38,4))) as refunds
 from valid

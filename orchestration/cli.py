@@ -374,6 +374,32 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from benchmarks.harness import run as run_bench
+
+    run_bench(args)
+    return 0
+
+
+def _add_bench_command(sub) -> None:
+    """`nexcart bench` (benchmarks/harness.py): a development tool, there in a checkout only."""
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.append(str(PROJECT_ROOT))
+    try:
+        from benchmarks.harness import add_arguments
+    except ImportError:
+        return
+    bench = sub.add_parser(
+        "bench", help="measure `nexcart run` against the floor (one DuckDB script) and plain pandas",
+        description="Generate samples and time, side by side: a full `nexcart run` (per step, per dbt node, "
+        "peak RSS), one new month delivered and run as the sensor would, the floor (one DuckDB SQL script over "
+        "the same CSVs) and plain pandas, each checked to give the marts' numbers. The default (50k orders, "
+        "3 repetitions) finishes in about 10 minutes on 2 idle cores, under 15. Writes "
+        "benchmarks/results/<date>.json and a chart; see benchmarks/README.md.")
+    add_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nexcart", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -405,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     docs.set_defaults(func=cmd_docs)
 
     add_quarantine_commands(sub)
+    _add_bench_command(sub)
     return parser
 
 
