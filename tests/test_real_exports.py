@@ -272,6 +272,29 @@ def test_a_month_with_a_30_percent_bad_row_share_is_still_held_back(exports):
     assert share.examples[0]["_source_file"] == "order_items/2024-05.csv"
 
 
+def test_in_a_tiny_month_one_or_two_odd_rows_never_hold_it_back(exports, tmp_path):
+    """The share gate needs clean.quarantined_rows_min_error rows: in July (5 lines) one or two bad
+    lines only warn, a third holds the month back. Staging is a view over raw: no rebuild needed."""
+    import shutil
+
+    copy = tmp_path / "copy" / "nexcart.duckdb"  # the same file name: dbt's views name their catalog
+    copy.parent.mkdir()
+    shutil.copyfile(exports, copy)
+    minimum = load_config().thresholds["clean"]["quarantined_rows_min_error"]
+    assert minimum == 3
+    verdicts = []
+    for n in range(1, minimum + 1):
+        con = duckdb.connect(str(copy))
+        con.execute("insert into raw.order_items (order_id, line_number, product_id, quantity, unit_price, "
+                    "_source_file, _source_line, _month, _loaded_at) values (?, 2, 'P1', 1, '0.00', "
+                    "'order_items/2024-07.csv', ?, '2024-07', ?)", [f"O2024070000{n}", 100 + n, LOADED_AT])
+        con.close()
+        result = validate_gate(copy, "clean.order_items", "2024-07")
+        verdicts.append((result.status, [o.name for o in result.failed if o.name.startswith("quarantined")]))
+    assert verdicts == [("warn", ["quarantined row share (warn)"]), ("warn", ["quarantined row share (warn)"]),
+                        ("error", ["quarantined row share (warn)", "quarantined row share (error)"])]
+
+
 # ------------------------------------------------------------------ months without sales
 
 
@@ -310,7 +333,8 @@ def test_the_current_state_of_a_month_is_its_newest_load(exports, tmp_path):
     whose newest load failed fails, whatever loaded before."""
     import shutil
 
-    copy = tmp_path / "wh.duckdb"
+    copy = tmp_path / "copy" / "nexcart.duckdb"  # the same file name: dbt's views name their catalog
+    copy.parent.mkdir()
     shutil.copyfile(exports, copy)
     raw = RawExport(copy)
     try:
@@ -331,7 +355,8 @@ def test_the_window_gives_a_month_without_any_delivery_its_row(exports, tmp_path
     a month after the last delivery, never logged, gets its row and its gates pass."""
     import shutil
 
-    copy = tmp_path / "wh.duckdb"
+    copy = tmp_path / "copy" / "nexcart.duckdb"  # the same file name: dbt's views name their catalog
+    copy.parent.mkdir()
     shutil.copyfile(exports, copy)
     dbt(copy, "build", "--select", "monthly_revenue", "--vars", '{start_month: "2024-08", end_month: "2024-08"}',
         tmp=tmp_path)
