@@ -13,7 +13,7 @@
 -- into the header's fields is skipped (the pipeline quarantines it).
 
 -- trimmed of the characters RE2's \s matches (the pipeline's clean_text), NULL when empty
-create or replace temp macro clean_text(x) as nullif(trim(x, E'\t\n\f\r '), '');
+create or replace temp macro clean_text(x) as nullif(regexp_replace(x, '^\s+|\s+$', '', 'g'), '');
 -- the "no value" spellings of a typed column, on text already cleaned (each value is cleaned once:
 -- a macro's argument is expanded wherever it appears). list_contains, not IN: DuckDB plans an IN
 -- list as a join, which costs more than the whole parse.
@@ -45,33 +45,35 @@ create or replace temp macro money_div(num, den) as
 
 -- Orders: valid rows (required values present, order_ts parsed and in its file's month, shipping
 -- amount a decimal when given), one per order_id: the latest file's, then its last line.
+create temp table t_orders as  -- cleaned and parsed once, materialized (a filter on a derived
+                                 -- column is pushed down and would compute it again)
+select *, parse_ts(order_ts_text) as order_ts, parse_dec(shipping_text) as shipping_amount
+from (
+    select order_id, customer_id, no_value(order_ts) as order_ts_text, lower(status) as status,
+           no_value(shipping_amount) as shipping_text, _month, _line
+    from (
+        select clean_text(order_id) as order_id, clean_text(customer_id) as customer_id,
+               clean_text(order_ts) as order_ts, clean_text(status) as status,
+               clean_text(shipping_amount) as shipping_amount, file_month(filename) as _month,
+               row_number() over () as _line
+        from read_csv('{raw}/orders/*.csv', header = true, auto_detect = false, delim = ',', quote = '"',
+                      escape = '"', strict_mode = true, ignore_errors = true, filename = true,
+                      columns = {'order_id': 'VARCHAR', 'customer_id': 'VARCHAR', 'channel_id': 'VARCHAR',
+                                 'order_ts': 'VARCHAR', 'status': 'VARCHAR', 'currency': 'VARCHAR',
+                                 'ship_city': 'VARCHAR', 'ship_region': 'VARCHAR', 'ship_country': 'VARCHAR',
+                                 'shipping_amount': 'VARCHAR'})
+    )
+);
+
 create temp table f_orders as
-with raw as (
-    select *, file_month(filename) as _month, row_number() over () as _line
-    from read_csv('{raw}/orders/*.csv', header = true, auto_detect = false, delim = ',', quote = '"',
-                  escape = '"', strict_mode = true, ignore_errors = true, filename = true,
-                  columns = {'order_id': 'VARCHAR', 'customer_id': 'VARCHAR', 'channel_id': 'VARCHAR',
-                             'order_ts': 'VARCHAR', 'status': 'VARCHAR', 'currency': 'VARCHAR',
-                             'ship_city': 'VARCHAR', 'ship_region': 'VARCHAR', 'ship_country': 'VARCHAR',
-                             'shipping_amount': 'VARCHAR'})
-),
-texts as (
-    select clean_text(order_id) as order_id, clean_text(customer_id) as customer_id,
-           no_value(clean_text(order_ts)) as order_ts_text, lower(clean_text(status)) as status,
-           no_value(clean_text(shipping_amount)) as shipping_text, _month, filename, _line
-    from raw
-),
-typed as (
-    select *, parse_ts(order_ts_text) as order_ts from texts
-)
 select order_id, customer_id, order_ts, cast(order_ts as date) as order_date,
        cast(date_trunc('month', order_ts) as date) as order_month,
        case when list_contains(['placed', 'paid', 'shipped', 'delivered', 'completed', 'cancelled', 'returned'], status)
             then status else 'placed' end as status,
        _month
-from typed
+from t_orders
 where order_id is not null and order_ts_text is not null and order_ts is not null
-  and (shipping_text is not null and parse_dec(shipping_text) is null) is not true
+  and (shipping_text is not null and shipping_amount is null) is not true
   and (strftime(order_ts, '%Y-%m') <> _month) is not true
 qualify row_number() over (partition by order_id order by _month desc, _line desc) = 1;
 
@@ -102,26 +104,26 @@ qualify row_number() over (partition by product_id order by _line desc) = 1;
 
 -- Valid order lines (quantity > 0, unit_price > 0, 0 <= discount <= quantity x unit_price), one per
 -- (order_id, line_number), with their order and product: metrics.md's counted lines.
+create temp table t_lines as
+select *, parse_int(line_number_text) as line_number, parse_int(quantity_text) as quantity,
+       parse_dec(unit_price_text) as unit_price, parse_dec(discount_text) as discount
+from (
+    select order_id, no_value(line_number) as line_number_text, product_id, no_value(quantity) as quantity_text,
+           no_value(unit_price) as unit_price_text, no_value(discount_amount) as discount_text, _month, _line
+    from (
+        select clean_text(order_id) as order_id, clean_text(line_number) as line_number,
+               clean_text(product_id) as product_id, clean_text(quantity) as quantity,
+               clean_text(unit_price) as unit_price, clean_text(discount_amount) as discount_amount,
+               file_month(filename) as _month, row_number() over () as _line
+        from read_csv('{raw}/order_items/*.csv', header = true, auto_detect = false, delim = ',', quote = '"',
+                      escape = '"', strict_mode = true, ignore_errors = true, filename = true,
+                      columns = {'order_id': 'VARCHAR', 'line_number': 'VARCHAR', 'product_id': 'VARCHAR',
+                                 'quantity': 'VARCHAR', 'unit_price': 'VARCHAR', 'discount_amount': 'VARCHAR'})
+    )
+);
+
 create temp table f_lines as
-with raw as (
-    select *, file_month(filename) as _month, row_number() over () as _line
-    from read_csv('{raw}/order_items/*.csv', header = true, auto_detect = false, delim = ',', quote = '"',
-                  escape = '"', strict_mode = true, ignore_errors = true, filename = true,
-                  columns = {'order_id': 'VARCHAR', 'line_number': 'VARCHAR', 'product_id': 'VARCHAR',
-                             'quantity': 'VARCHAR', 'unit_price': 'VARCHAR', 'discount_amount': 'VARCHAR'})
-),
-texts as (
-    select clean_text(order_id) as order_id, no_value(clean_text(line_number)) as line_number_text,
-           clean_text(product_id) as product_id, no_value(clean_text(quantity)) as quantity_text,
-           no_value(clean_text(unit_price)) as unit_price_text,
-           no_value(clean_text(discount_amount)) as discount_text, _month, filename, _line
-    from raw
-),
-typed as (
-    select *, parse_int(line_number_text) as line_number, parse_int(quantity_text) as quantity,
-           parse_dec(unit_price_text) as unit_price, parse_dec(discount_text) as discount
-    from texts
-),
+with typed as (select * from t_lines),
 valid as (
     select order_id, line_number, product_id, quantity, unit_price,
            cast(coalesce(discount, 0) as decimal(18,4)) as discount_amount,
@@ -161,25 +163,26 @@ from orders;
 
 -- Refunds: succeeded refunds and chargebacks by the month of transaction_ts (valid, deduplicated
 -- transactions: kind and status among the contract's values, amount >= 0, in the file's month).
+create temp table t_transactions as
+select *, parse_ts(ts_text) as transaction_ts, parse_dec(amount_text) as amount
+from (
+    select transaction_id, order_id, no_value(transaction_ts) as ts_text, lower(kind) as kind,
+           lower(status) as status, no_value(amount) as amount_text, _month, _line
+    from (
+        select clean_text(transaction_id) as transaction_id, clean_text(order_id) as order_id,
+               clean_text(transaction_ts) as transaction_ts, clean_text(kind) as kind,
+               clean_text(status) as status, clean_text(amount) as amount,
+               file_month(filename) as _month, row_number() over () as _line
+        from read_csv('{raw}/transactions/*.csv', header = true, auto_detect = false, delim = ',', quote = '"',
+                      escape = '"', strict_mode = true, ignore_errors = true, filename = true,
+                      columns = {'transaction_id': 'VARCHAR', 'order_id': 'VARCHAR', 'transaction_ts': 'VARCHAR',
+                                 'kind': 'VARCHAR', 'payment_method': 'VARCHAR', 'status': 'VARCHAR',
+                                 'amount': 'VARCHAR', 'currency': 'VARCHAR'})
+    )
+);
+
 create temp table f_refunds as
-with raw as (
-    select *, file_month(filename) as _month, row_number() over () as _line
-    from read_csv('{raw}/transactions/*.csv', header = true, auto_detect = false, delim = ',', quote = '"',
-                  escape = '"', strict_mode = true, ignore_errors = true, filename = true,
-                  columns = {'transaction_id': 'VARCHAR', 'order_id': 'VARCHAR', 'transaction_ts': 'VARCHAR',
-                             'kind': 'VARCHAR', 'payment_method': 'VARCHAR', 'status': 'VARCHAR',
-                             'amount': 'VARCHAR', 'currency': 'VARCHAR'})
-),
-texts as (
-    select clean_text(transaction_id) as transaction_id, clean_text(order_id) as order_id,
-           no_value(clean_text(transaction_ts)) as ts_text, lower(clean_text(kind)) as kind,
-           lower(clean_text(status)) as status, no_value(clean_text(amount)) as amount_text,
-           _month, filename, _line
-    from raw
-),
-typed as (
-    select *, parse_ts(ts_text) as transaction_ts, parse_dec(amount_text) as amount from texts
-),
+with typed as (select * from t_transactions),
 valid as (
     select * from typed
     where transaction_id is not null and order_id is not null and ts_text is not null and transaction_ts is not null
@@ -269,13 +272,19 @@ with customer_months as (
            sum(gross_revenue) as gross_revenue
     from f_counted where customer_id is not null group by customer_id, month
 ),
+-- a customer's figures as of each month with an order, carried to the months up to the next one
+running as (
+    select customer_id, month, lead(month) over (partition by customer_id order by month) as next_month,
+           sum(orders) over upto as frequency, max(last_order_date) over upto as last_order_date,
+           sum(gross_revenue) over upto as gross_revenue
+    from customer_months
+    window upto as (partition by customer_id order by month rows between unbounded preceding and current row)
+),
 as_of_month as (
-    select m.month, cm.customer_id,
-           date_diff('day', max(cm.last_order_date), max(last_day(m.month))) as recency_days,
-           sum(cm.orders) as frequency,
-           cast(round(sum(cm.gross_revenue), 2) as decimal(18,2)) as monetary
-    from f_months m join customer_months cm on cm.month <= m.month
-    group by m.month, cm.customer_id
+    select m.month, r.customer_id, date_diff('day', r.last_order_date, last_day(m.month)) as recency_days,
+           r.frequency, cast(round(r.gross_revenue, 2) as decimal(18,2)) as monetary
+    from running r
+    join f_months m on m.month >= r.month and (r.next_month is null or m.month < r.next_month)
 ),
 scored as (
     select *,

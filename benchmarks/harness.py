@@ -257,7 +257,7 @@ def compare_with_marts(warehouse: Path, approach: str, output: str) -> dict:
     import duckdb
     import pandas as pd
 
-    con = duckdb.connect()
+    con = duckdb.connect(config={"enable_progress_bar": False})
     try:
         con.execute(f"attach '{warehouse}' as marts_db (read_only)")
         if approach == "floor":
