@@ -257,8 +257,9 @@ def compare_with_marts(warehouse: Path, approach: str, output: str) -> dict:
     import duckdb
     import pandas as pd
 
-    con = duckdb.connect(config={"enable_progress_bar": False})
+    con = duckdb.connect()
     try:
+        con.execute("set enable_progress_bar = false")
         con.execute(f"attach '{warehouse}' as marts_db (read_only)")
         if approach == "floor":
             con.execute(f"attach '{output}' as other (read_only)")

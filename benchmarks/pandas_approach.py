@@ -61,7 +61,7 @@ def read_table(raw: Path, table: str) -> pd.DataFrame:
 
 
 def clean_text(s: pd.Series) -> pd.Series:
-    s = s.str.replace(r"^[\t\n\v\f\r ]+|[\t\n\v\f\r ]+$", "", regex=True)
+    s = s.str.strip(" \t\n\f\r")  # what RE2's \s matches (the pipeline's clean_text); '' is no value
     return s.where(s != "")
 
 
@@ -252,7 +252,7 @@ def compute(raw: Path) -> dict[str, pd.DataFrame]:
     })
 
     top = lines.groupby(["month", "product_id"]).agg(
-        product_name=("product_name", "max"), category=("category", "max"),
+        product_name=("product_name", "first"), category=("category", "first"),  # one per product
         units=("quantity", "sum"), gross=("line_revenue", "sum")).reset_index()
     top["gross_revenue_cents"] = cents(top["gross"])
     top = top.sort_values(["month", "gross_revenue_cents", "product_id"], ascending=[True, False, True])
