@@ -145,6 +145,8 @@ def _dbt_invocations(run_id: str) -> list[dict]:
                 "elapsed_s": round(data.get("elapsed_time") or 0.0, 2),
                 "nodes": {k: {"count": v["count"], "seconds": round(v["seconds"], 2)} for k, v in by_type.items()},
                 "slowest": {n["unique_id"].split(".", 2)[-1]: round(n.get("execution_time") or 0.0, 2) for n in slowest},
+                "models_s": {n["unique_id"].split(".", 2)[-1]: round(n.get("execution_time") or 0.0, 2)
+                             for n in nodes if n["unique_id"].startswith("model.")},
             })
         shutil.rmtree(folder, ignore_errors=True)
     return invocations
