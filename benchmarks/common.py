@@ -191,11 +191,10 @@ def nexcart_run_measured(root: Path, *args: str, raw: Path | None = None) -> dic
 
 
 def last_run_records(dagster_home: Path) -> list:
-    """The event log records of the newest run in dagster_home."""
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    """The event log records of the newest run in dagster_home (DAGSTER_HOME is left as it is)."""
     from dagster import DagsterInstance
 
-    with DagsterInstance.get() as instance:
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
         run = instance.get_runs(limit=1)[0]
         return instance.get_records_for_run(run.run_id, limit=1_000_000).records
 

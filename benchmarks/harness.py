@@ -541,7 +541,6 @@ def run(args: argparse.Namespace, log=print) -> dict:
     """The bench as args say; returns the results (also written to args.out)."""
     orders = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     repeats = _repeats(str(args.repeat), len(orders))
-    os.environ["NEXCART_TIMEZONE"] = "UTC"  # the floor and pandas read timestamps in UTC
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
@@ -558,6 +557,8 @@ def run(args: argparse.Namespace, log=print) -> dict:
     })
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="nexcart-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    timezone_before = os.environ.get("NEXCART_TIMEZONE")
+    os.environ["NEXCART_TIMEZONE"] = "UTC"  # the runs' store time zone: the floor and pandas read UTC
     try:
         for size_orders, repeat in zip(orders, repeats):
             size = bench_size(size_orders, args.months, repeat, work, log)
@@ -571,6 +572,10 @@ def run(args: argparse.Namespace, log=print) -> dict:
             if not args.keep:
                 shutil.rmtree(work / size["label"], ignore_errors=True)
     finally:
+        if timezone_before is None:
+            os.environ.pop("NEXCART_TIMEZONE", None)
+        else:
+            os.environ["NEXCART_TIMEZONE"] = timezone_before
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     chart = write_chart(result, out / f"{date}.png")
