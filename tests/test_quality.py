@@ -614,3 +614,27 @@ def test_a_defect_free_sample_has_no_false_positive(pipeline):
     assert sum(report.injected.values()) == 0
     assert report.flagged_rows == 0, "rows flagged in quality.quarantine / quality.issues of a clean sample"
     assert not [(r.gate_id, r.month, [(o.name, o.summary()) for o in r.failed]) for r in results if r.failed]
+
+
+def test_a_thresholds_file_of_the_shops_own_replaces_the_projects(tmp_path, monkeypatch):
+    """NEXCART_THRESHOLDS: a shop tunes what holds a month back without editing the project."""
+    import yaml
+
+    from orchestration.quality.suites import load_thresholds
+
+    default = load_config()
+    own = load_thresholds()
+    own["clean"]["quarantined_share_error"] = 0.2
+    path = tmp_path / "my-thresholds.yml"
+    path.write_text(yaml.safe_dump(own))
+    monkeypatch.setenv("NEXCART_THRESHOLDS", str(path))
+    tuned = load_config()
+    assert tuned.setting("clean", "quarantined_share_error") == 0.2
+    assert default.setting("clean", "quarantined_share_error") == 0.05
+    [share] = [c for c in tuned.gate("clean.order_items").sql_checks if c.name == "quarantined row share (error)"]
+    assert share.max == 0.2
+    monkeypatch.setenv("NEXCART_THRESHOLDS", str(tmp_path / "missing.yml"))
+    from orchestration.quality import QualityConfigError
+
+    with pytest.raises(QualityConfigError, match="missing.yml is missing"):
+        load_config()

@@ -295,6 +295,28 @@ def test_in_a_tiny_month_one_or_two_odd_rows_never_hold_it_back(exports, tmp_pat
                         ("error", ["quarantined row share (warn)", "quarantined row share (error)"])]
 
 
+def test_in_a_tiny_month_one_or_two_unreadable_lines_never_hold_it_back(exports, tmp_path):
+    """The raw share gate needs raw.quarantined_lines_min_error unreadable lines: in July one or
+    two only warn, a third holds the month back."""
+    import shutil
+
+    copy = tmp_path / "copy" / "nexcart.duckdb"
+    copy.parent.mkdir()
+    shutil.copyfile(exports, copy)
+    minimum = load_config().thresholds["raw"]["quarantined_lines_min_error"]
+    assert minimum == 3
+    verdicts = []
+    for n in range(1, minimum + 1):
+        con = duckdb.connect(str(copy))
+        con.execute("insert into raw.order_items_rejected_lines values ('order_items/2024-07.csv', ?, '2024-07', "
+                    "null, 'wrong_field_count: expected fields: 6 found: 2', 'O1,1', ?)", [200 + n, LOADED_AT])
+        con.close()
+        result = validate_gate(copy, "raw.order_items", "2024-07")
+        verdicts.append((result.status, [o.name for o in result.failed if o.name.startswith("quarantined")]))
+    assert verdicts == [("warn", ["quarantined line share (warn)"]), ("warn", ["quarantined line share (warn)"]),
+                        ("error", ["quarantined line share (warn)", "quarantined line share (error)"])]
+
+
 # ------------------------------------------------------------------ months without sales
 
 

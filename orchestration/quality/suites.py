@@ -304,9 +304,19 @@ def _gate(raw: dict, layer: str, path: Path, thresholds: dict) -> Gate:
     )
 
 
+def thresholds_path(directory: Path = EXPECTATIONS_DIR) -> Path:
+    """expectations/thresholds.yml, or the file NEXCART_THRESHOLDS names (a shop's own tuning,
+    kept outside the repository); a suites folder other than the project's has its own."""
+    if Path(directory) == EXPECTATIONS_DIR:
+        from orchestration.settings import load_settings
+
+        return load_settings().thresholds_file
+    return Path(directory) / "thresholds.yml"
+
+
 def load_thresholds(directory: Path = EXPECTATIONS_DIR) -> dict:
-    path = directory / "thresholds.yml"
-    if not path.exists():
+    path = thresholds_path(directory)
+    if not path.is_file():
         raise QualityConfigError(f"{path} is missing: every threshold of the quality gates lives there")
     return yaml.safe_load(path.read_text()) or {}
 
@@ -336,5 +346,7 @@ def _load_cached(directory: str, stamp: tuple) -> QualityConfig:
 def load_config(directory: Path | None = None) -> QualityConfig:
     """The gates and thresholds (re-read when a file changed)."""
     directory = Path(directory or EXPECTATIONS_DIR)
-    stamp = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in directory.glob("*.yml")))
+    thresholds = thresholds_path(directory)
+    stamp = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in directory.glob("*.yml"))) + (
+        (str(thresholds), thresholds.stat().st_mtime_ns if thresholds.is_file() else 0),)
     return _load_cached(str(directory), stamp)
