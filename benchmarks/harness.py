@@ -207,12 +207,23 @@ def measure_floor(raw: Path, work: Path) -> dict:
     database = work / "floor.duckdb"
     database.unlink(missing_ok=True)
     script = work / "floor.sql"
-    script.write_text(FLOOR_SQL.read_text().replace("{raw}", str(raw).replace("'", "''")))
+    sql = FLOOR_SQL.read_text().replace("{raw}", str(raw).replace("'", "''"))
+    script.write_text(".timer on\n" + sql)  # the CLI prints each statement's time
     process = run_measured([*_duckdb_cli(), "-bail", str(database)], stdin_path=script)
     if process["returncode"] != 0:
         raise SystemExit(f"the floor failed:\n{process['stdout'][-2000:]}\n{process['stderr'][-2000:]}")
+    names = [m.group(1) if m else None for m in
+             (re.search(r"create (?:or replace )?(?:temp )?table (\w+)", stmt) for stmt in _statements(sql))]
+    times = [float(t) for t in re.findall(r"Run Time \(s\): real ([0-9.]+)", process["stdout"])]
+    tables = {name: round(t, 2) for name, t in zip(names, times) if name} if len(names) == len(times) else {}
     return {"wall_s": process["wall_s"], "peak_rss_mb": process["peak_rss_bytes"] / 2**20,
-            "rss_samples": process["rss_samples"], "output": str(database)}
+            "rss_samples": process["rss_samples"], "tables_s": tables, "output": str(database)}
+
+
+def _statements(sql: str) -> list[str]:
+    """floor.sql's statements, in order (each ends with ';' at the end of a line)."""
+    code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return [stmt for stmt in re.split(r";[ \t]*(?:--[^\n]*)?\n", code + "\n") if stmt.strip()]
 
 
 def measure_pandas(raw: Path, work: Path) -> dict:
