@@ -31,7 +31,7 @@ class Settings:
     freshness_day: int  # last month must be materialized by this day of the month
     output_dir: Path  # where runs write what people read: logs/, docs/, reports/
     keep_runs: int  # Dagster run history kept in DAGSTER_HOME (older runs and their event logs deleted)
-    thresholds_file: Path  # the quality gates' thresholds (default expectations/thresholds.yml)
+    threshold_overrides: Path | None  # a shop's own values for some of expectations/thresholds.yml
     max_columns: int  # a raw file's header may name at most this many columns
     max_file_bytes: int  # a raw file may hold at most this many bytes once decompressed (.csv.gz expanded)
     max_line_bytes: int  # a longer line is quarantined (line_too_long); a longer header refuses the file
@@ -72,7 +72,7 @@ def load_settings() -> Settings:
         freshness_day=int(os.environ.get("NEXCART_FRESHNESS_DAY", "").strip() or 5),
         output_dir=_path("NEXCART_OUTPUT_DIR", "data"),
         keep_runs=int(os.environ.get("NEXCART_KEEP_RUNS", "").strip() or 10),
-        thresholds_file=_path("NEXCART_THRESHOLDS", "expectations/thresholds.yml"),
+        threshold_overrides=_path("NEXCART_THRESHOLDS", "") if os.environ.get("NEXCART_THRESHOLDS", "").strip() else None,
         max_columns=int(os.environ.get("NEXCART_MAX_COLUMNS", "").strip() or 1000),
         max_file_bytes=int(os.environ.get("NEXCART_MAX_FILE_BYTES", "").strip() or 8 << 30),
         max_line_bytes=int(os.environ.get("NEXCART_MAX_LINE_BYTES", "").strip() or 16 << 20),

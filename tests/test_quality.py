@@ -623,18 +623,23 @@ def test_a_thresholds_file_of_the_shops_own_replaces_the_projects(tmp_path, monk
     from orchestration.quality.suites import load_thresholds
 
     default = load_config()
-    own = load_thresholds()
-    own["clean"]["quarantined_share_error"] = 0.2
     path = tmp_path / "my-thresholds.yml"
-    path.write_text(yaml.safe_dump(own))
+    path.write_text(yaml.safe_dump({"clean": {"quarantined_share_error": 0.2}}))
     monkeypatch.setenv("NEXCART_THRESHOLDS", str(path))
     tuned = load_config()
     assert tuned.setting("clean", "quarantined_share_error") == 0.2
     assert default.setting("clean", "quarantined_share_error") == 0.05
+    # every other threshold is the project's
+    assert {k: v for k, v in tuned.thresholds.items() if k != "clean"} == \
+        {k: v for k, v in load_thresholds().items() if k != "clean"} != {}
+    assert tuned.setting("clean", "orphan_rate_warn") == default.setting("clean", "orphan_rate_warn")
     [share] = [c for c in tuned.gate("clean.order_items").sql_checks if c.name == "quarantined row share (error)"]
     assert share.max == 0.2
-    monkeypatch.setenv("NEXCART_THRESHOLDS", str(tmp_path / "missing.yml"))
     from orchestration.quality import QualityConfigError
 
-    with pytest.raises(QualityConfigError, match="missing.yml is missing"):
+    path.write_text(yaml.safe_dump({"clean": {"quarantined_share_eror": 0.2}}))
+    with pytest.raises(QualityConfigError, match="unknown threshold 'quarantined_share_eror'"):
+        load_config()
+    monkeypatch.setenv("NEXCART_THRESHOLDS", str(tmp_path / "missing.yml"))
+    with pytest.raises(QualityConfigError, match="missing.yml .NEXCART_THRESHOLDS. is missing"):
         load_config()

@@ -304,21 +304,36 @@ def _gate(raw: dict, layer: str, path: Path, thresholds: dict) -> Gate:
     )
 
 
-def thresholds_path(directory: Path = EXPECTATIONS_DIR) -> Path:
-    """expectations/thresholds.yml, or the file NEXCART_THRESHOLDS names (a shop's own tuning,
-    kept outside the repository); a suites folder other than the project's has its own."""
-    if Path(directory) == EXPECTATIONS_DIR:
-        from orchestration.settings import load_settings
+def threshold_overrides_path(directory: Path = EXPECTATIONS_DIR) -> Path | None:
+    """The file NEXCART_THRESHOLDS names: a shop's own values for some thresholds, kept outside the
+    project, laid over the project's suites (not over another suites folder, e.g. a test's)."""
+    if Path(directory) != EXPECTATIONS_DIR:
+        return None
+    from orchestration.settings import load_settings
 
-        return load_settings().thresholds_file
-    return Path(directory) / "thresholds.yml"
+    return load_settings().threshold_overrides
+
+
+def _overlay(base: dict, override: dict, where: str) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        if key not in base:
+            raise QualityConfigError(f"{where}: unknown threshold '{key}' (thresholds.yml has no such entry)")
+        merged[key] = _overlay(base[key], value, f"{where}.{key}") if isinstance(value, dict) else value
+    return merged
 
 
 def load_thresholds(directory: Path = EXPECTATIONS_DIR) -> dict:
-    path = thresholds_path(directory)
-    if not path.is_file():
+    path = Path(directory) / "thresholds.yml"
+    if not path.exists():
         raise QualityConfigError(f"{path} is missing: every threshold of the quality gates lives there")
-    return yaml.safe_load(path.read_text()) or {}
+    thresholds = yaml.safe_load(path.read_text()) or {}
+    overrides = threshold_overrides_path(directory)
+    if overrides is None:
+        return thresholds
+    if not overrides.is_file():
+        raise QualityConfigError(f"{overrides} (NEXCART_THRESHOLDS) is missing")
+    return _overlay(thresholds, yaml.safe_load(overrides.read_text()) or {}, overrides.name)
 
 
 def _load(directory: Path) -> QualityConfig:
@@ -346,7 +361,7 @@ def _load_cached(directory: str, stamp: tuple) -> QualityConfig:
 def load_config(directory: Path | None = None) -> QualityConfig:
     """The gates and thresholds (re-read when a file changed)."""
     directory = Path(directory or EXPECTATIONS_DIR)
-    thresholds = thresholds_path(directory)
+    overrides = threshold_overrides_path(directory)
     stamp = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in directory.glob("*.yml"))) + (
-        (str(thresholds), thresholds.stat().st_mtime_ns if thresholds.is_file() else 0),)
+        (str(overrides), overrides.stat().st_mtime_ns if overrides.is_file() else 0) if overrides else (),)
     return _load_cached(str(directory), stamp)
