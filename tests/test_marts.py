@@ -177,6 +177,7 @@ def test_dbt_build_on_its_own_builds_its_own_file_and_never_touches_the_publishe
     before = _all_marts(built)
     digest = hashlib.sha256(built.warehouse.read_bytes()).hexdigest()
     dev = built.root / "dev" / "dev.duckdb"
+    dev.parent.mkdir()  # DuckDB creates the file, not its folder
     reader = subprocess.Popen([sys.executable, "-c", "import duckdb, sys; con = duckdb.connect(sys.argv[1], "
                                "read_only=True); con.execute('select 1'); sys.stdin.read()", str(built.warehouse)],
                               stdin=subprocess.PIPE)

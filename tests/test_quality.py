@@ -472,11 +472,23 @@ def test_warn_level_failures_are_reported_but_do_not_block(graph, warehouse: Pat
 
 
 def test_raw_gate_warns_then_stops_on_the_share_of_quarantined_lines(warehouse: Path):
+    """Above the warn share a month is flagged; above the error share it stops, but only once at
+    least raw.quarantined_lines_min_error lines are unreadable: one odd line never holds a month."""
     thresholds = load_config().thresholds["raw"]
-    assert thresholds["quarantined_share_warn"] < 1 / 3 > thresholds["quarantined_share_error"]
-    execute(warehouse, "insert into raw.orders_rejected_lines values "
-                       "('orders/2024-01.csv', 9, '2024-01', null, 'wrong_field_count', 'O8,,', now()::timestamp)")
-    result = validate_gate(warehouse, "raw.orders", "2024-01")  # 1 rejected of 4 lines
+    assert thresholds["quarantined_lines_min_error"] == 3
+    assert thresholds["quarantined_share_warn"] < 1 / 4 > thresholds["quarantined_share_error"]
+
+    def reject(line: int) -> None:
+        execute(warehouse, "insert into raw.orders_rejected_lines values "
+                           f"('orders/2024-01.csv', {line}, '2024-01', null, 'wrong_field_count', 'O8,,', now()::timestamp)")
+
+    reject(9)
+    result = validate_gate(warehouse, "raw.orders", "2024-01")  # 1 rejected of 4 lines: a share, not a count
+    assert result.status == "warn"
+    assert {o.name for o in result.failed} == {"quarantined line share (warn)"}
+    reject(10)
+    reject(11)
+    result = validate_gate(warehouse, "raw.orders", "2024-01")  # 3 rejected of 6 lines
     assert result.status == "error"
     assert {o.name for o in result.failed} == {"quarantined line share (warn)", "quarantined line share (error)"}
     assert validate_gate(warehouse, "raw.orders", "2024-02").status == "passed"
