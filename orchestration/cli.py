@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import sys
 import threading
 import time
@@ -50,8 +51,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _dagster_instance():
     """The Dagster instance of DAGSTER_HOME (default dagster_home/, the one `make ui` shows).
 
-    A lock around the first opening: two first-ever runs started together would both create the
-    instance's SQLite schema and leave it unreadable.
+    A new (missing or empty) DAGSTER_HOME gets the project's instance settings, dagster_home/
+    dagster.yaml (the warehouse pool, bounded history, the pooled event log); a home that has
+    anything in it is used as it is. A lock around the first opening: two first-ever runs started
+    together would both create the instance's SQLite schema and leave it unreadable.
     """
     import fcntl
 
@@ -62,6 +65,8 @@ def _dagster_instance():
     home.mkdir(parents=True, exist_ok=True)
     with open(home / ".init.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if home.resolve() != DEFAULT_DAGSTER_HOME.resolve() and {p.name for p in home.iterdir()} <= {".init.lock"}:
+            shutil.copyfile(DEFAULT_DAGSTER_HOME / "dagster.yaml", home / "dagster.yaml")
         return DagsterInstance.get()
 
 
