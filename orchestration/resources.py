@@ -192,18 +192,21 @@ class WarehouseResource(ConfigurableResource):
             con.close()
 
     @contextmanager
-    def dbt_environment(self) -> Iterator[None]:
+    def dbt_environment(self, **variables: str) -> Iterator[None]:
         """dbt runs as a subprocess reading NEXCART_WAREHOUSE (dbt_project/profiles.yml): point it
-        at this run's build file for the duration of the call."""
-        previous = os.environ.get("NEXCART_WAREHOUSE")
-        os.environ["NEXCART_WAREHOUSE"] = str(self.database)
+        at this run's build file, and set `variables` (e.g. the month window), for the duration
+        of the call."""
+        values = {"NEXCART_WAREHOUSE": str(self.database), **variables}
+        previous = {name: os.environ.get(name) for name in values}
+        os.environ.update(values)
         try:
             yield
         finally:
-            if previous is None:
-                os.environ.pop("NEXCART_WAREHOUSE", None)
-            else:
-                os.environ["NEXCART_WAREHOUSE"] = previous
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def _acquire_build_lock(lock_path: Path, context: InitResourceContext) -> int:

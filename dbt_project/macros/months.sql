@@ -1,11 +1,29 @@
-{#- The month window of a run. Dagster passes the partition range as vars start_month/end_month
-    ('YYYY-MM'); a plain `dbt build` passes none and every month is (re)built. Var
-    held_back_months (a list of 'YYYY-MM') takes months out of the window: months of the run whose
-    upstream error-level quality gate failed (orchestration/quality/holds.py). -#}
+{#- The month window of a run: {'start': 'YYYY-MM' or none, 'end': 'YYYY-MM' or none, 'held': a
+    list of 'YYYY-MM'}. No window (a plain `dbt build`): every month is (re)built. `held` takes
+    months out of the window: months of the run whose upstream error-level quality gate failed
+    (orchestration/quality/holds.py).
+
+    Dagster passes the window in environment variables NEXCART_DBT_START_MONTH, NEXCART_DBT_END_MONTH
+    and NEXCART_DBT_HELD_BACK_MONTHS (comma-separated), read only while dbt executes, never while it
+    parses: dbt parses the whole project again whenever --vars change (~4 s an invocation), and the
+    window changes every run. By hand, vars start_month / end_month / held_back_months win. -#}
+{% macro run_window() -%}
+    {%- set start = var('start_month', none) -%}
+    {%- set end = var('end_month', none) -%}
+    {%- set held = var('held_back_months', none) -%}
+    {%- if execute -%}
+        {%- if start is none -%}{%- set start = env_var('NEXCART_DBT_START_MONTH', '') | trim or none -%}{%- endif -%}
+        {%- if end is none -%}{%- set end = env_var('NEXCART_DBT_END_MONTH', '') | trim or none -%}{%- endif -%}
+        {%- if held is none -%}
+            {%- set held = (env_var('NEXCART_DBT_HELD_BACK_MONTHS', '') | trim).split(',') | map('trim') | select | list -%}
+        {%- endif -%}
+    {%- endif -%}
+    {{ return({'start': start, 'end': end, 'held': held or []}) }}
+{%- endmacro %}
 
 {#- SQL list of the held-back months, or none. -#}
 {% macro held_back_months_sql() -%}
-    {%- set held = var('held_back_months', []) -%}
+    {%- set held = run_window()['held'] -%}
     {%- if held -%}
         ({% for month in held %}'{{ month }}'{% if not loop.last %}, {% endif %}{% endfor %})
     {%- endif -%}
@@ -13,8 +31,8 @@
 
 {#- A boolean SQL expression: is this 'YYYY-MM' text column inside the run's window? -#}
 {% macro in_month_window(month_text_col) -%}
-    {%- set start, end = var('start_month', none), var('end_month', none) -%}
-    {%- set held = held_back_months_sql() -%}
+    {%- set window = run_window() -%}
+    {%- set start, end, held = window['start'], window['end'], held_back_months_sql() -%}
     ({% if start %}{{ month_text_col }} >= '{{ start }}'{% else %}true{% endif %}
      and {% if end %}{{ month_text_col }} <= '{{ end }}'{% else %}true{% endif %}
      {%- if held %} and {{ month_text_col }} not in {{ held }}{% endif %})
@@ -22,8 +40,8 @@
 
 {#- The same window for a DATE column holding the first day of a month. -#}
 {% macro in_month_date_window(month_date_col) -%}
-    {%- set start, end = var('start_month', none), var('end_month', none) -%}
-    {%- set held = held_back_months_sql() -%}
+    {%- set window = run_window() -%}
+    {%- set start, end, held = window['start'], window['end'], held_back_months_sql() -%}
     ({% if start %}{{ month_date_col }} >= cast('{{ start }}-01' as date){% else %}true{% endif %}
      and {% if end %}{{ month_date_col }} <= cast('{{ end }}-01' as date){% else %}true{% endif %}
      {%- if held %} and {{ month_key(month_date_col) }} not in {{ held }}{% endif %})

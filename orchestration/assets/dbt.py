@@ -3,14 +3,17 @@
 asset checks.
 
 Models tagged `monthly` are partitioned by month, and a backfill of any month range runs as one
-dbt invocation with the range passed as vars start_month/end_month. Untagged models are split by
+dbt invocation with the range passed as the month window (macro run_window). Untagged models are split by
 where they sit in the graph, so the run order is always raw -> dbt_reference -> dbt_monthly_clean ->
 dbt_monthly_marts -> dbt_summary and no step waits on itself.
 """
 
 import json
+import os
+import shutil
 from collections.abc import Iterator, Mapping
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MetadataValue, Output
@@ -26,6 +29,7 @@ MONTHLY_TAG = "tag:monthly"
 # the UI, over every month: a monthly table keeps only the months of the run).
 FULL_REFRESH_TAG = "nexcart/full-refresh"
 DBT_MANIFEST = ensure_manifest()
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"  # dbt's name for its saved parse
 
 class NexcartDbtTranslator(DagsterDbtTranslator):
     """Assets named and grouped by their warehouse schema, as the newcomer finds them on disk."""
@@ -55,26 +59,50 @@ def _model_relations() -> dict[AssetKey, str]:
     return {translator.get_asset_key(node): _relation(node)
             for node in manifest["nodes"].values() if node["resource_type"] == "model"}
 
+def _window_environment(first: str | None, last: str | None, held: list[str]) -> dict[str, str]:
+    """The month window of a dbt invocation (macro run_window in dbt_project/macros/months.sql), as
+    environment variables rather than --vars: dbt parses the whole project again whenever --vars
+    change, and they would change every run. Always all three, so nothing from the shell leaks in."""
+    return {"NEXCART_DBT_START_MONTH": first or "", "NEXCART_DBT_END_MONTH": last or "",
+            "NEXCART_DBT_HELD_BACK_MONTHS": ",".join(held)}
+
+
+def _keep_partial_parse(invocation_target: Path) -> None:
+    """dagster-dbt gives every invocation a fresh target folder and seeds it with
+    dbt_project/target/partial_parse.msgpack when there is one: keep the newest there, so the
+    next invocation (the next step of the run, the next run) parses only what changed instead of
+    the whole project (~4 s each). A parse file from other settings only makes dbt parse in full."""
+    parsed = invocation_target / PARTIAL_PARSE_FILE
+    if not parsed.is_file():
+        return
+    kept = nexcart_dbt_project.project_dir / "target" / PARTIAL_PARSE_FILE
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    scratch = kept.with_name(f".{PARTIAL_PARSE_FILE}.{os.getpid()}")
+    shutil.copyfile(parsed, scratch)
+    os.replace(scratch, kept)  # readers see the old file or the new one, never half of one
+
+
 def _run_dbt(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
-             dbt_vars: dict[str, Any] | None = None) -> Iterator[Any]:
-    """Run `dbt build` for the selected models, then report each model's row count.
+             window: tuple[str, str] | None = None) -> Iterator[Any]:
+    """Run `dbt build` for the selected models (monthly ones over the run's month window), then
+    report each model's row count.
 
     Months whose upstream error gate failed in this run are held back (orchestration/quality/
     holds.py): dbt leaves them out, and the outputs name them. Row counts are read after dbt exits: DuckDB lets one process hold the file, and
     during the build that process is dbt.
     """
     held = hold_back_failed_months(context, warehouse)
-    dbt_vars = {**(dbt_vars or {}), **({"held_back_months": held} if held else {})}
     monthly = context.assets_def.partitions_def is not None
     # buildable: a test runs with the step that builds the last of its parents, and never
     # against a model another step has not built yet.
     args = ["build", "--indirect-selection", "buildable"]
     if context.run.tags.get(FULL_REFRESH_TAG) == "true":
         args.append("--full-refresh")  # every month of the run rebuilt from scratch
-    if dbt_vars:
-        args += ["--vars", json.dumps(dbt_vars)]
-    with warehouse.dbt_environment():
-        events = list(dbt.cli(args, context=context).stream())
+    first, last = window or (None, None)
+    with warehouse.dbt_environment(**_window_environment(first, last, held)):
+        invocation = dbt.cli(args, context=context)
+        events = list(invocation.stream())
+    _keep_partial_parse(invocation.target_path)
     relations = _model_relations()
     with warehouse.connect(read_only=True) as con:
         for event in events:
@@ -117,7 +145,7 @@ def _monthly_dbt_assets(name: str, select: str, doc: str):
     )
     def _assets(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
         first, last = context.partition_key_range.start, context.partition_key_range.end
-        yield from _run_dbt(context, dbt, warehouse, {"start_month": first, "end_month": last})
+        yield from _run_dbt(context, dbt, warehouse, (first, last))
 
     _assets.__doc__ = doc
     return _assets

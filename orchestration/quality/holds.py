@@ -7,7 +7,7 @@ when only some did, it records their failures and the steps downstream hold thos
 
 - the month is put back in every monthly table of the run's build as the published warehouse has
   it (raw, clean, marts; `restore_months`), so it stays at its last good state, whole;
-- dbt leaves it out (var `held_back_months`, honoured by the month-window macros) and the report
+- dbt leaves it out (the month window's held months, macro run_window) and the report
   skips it; later gates validate it as restored;
 - the step's output names the held months (metadata `held_back_months`). Dagster still records
   the output for the whole range: it cannot mark one partition of a single-run backfill as not

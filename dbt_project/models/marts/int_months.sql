@@ -1,14 +1,14 @@
 {#- Ephemeral: the month spine of the order marts. Every calendar month (DATE, first day) from
     the first to the last month of the clean orders (their _month partition and their store-local
     order_month) and of the months with a delivery (int_month_deliveries: a header-only month at
-    the edge of the range), extended to the run's window (vars start_month / end_month) when one
+    the edge of the range), extended to the run's window (macro run_window) when one
     is given, so a month without any counted order, or without any delivery at all, still gets
     its row (zeros). Not filtered to the window:
     the marts filter their output, and compute over the whole history. -#}
 {{ config(materialized='ephemeral') }}
 
-{%- set start_month = var('start_month', none) -%}
-{%- set end_month = var('end_month', none) -%}
+{%- set start_month = run_window()['start'] -%}
+{%- set end_month = run_window()['end'] -%}
 
 with order_months as (
     select {{ month_key_to_date('_month') }} as month from {{ ref('orders') }} where _month is not null
