@@ -90,7 +90,7 @@ def test_the_run_history_keeps_the_newest_runs(tmp_path, keep):
         logs = [tmp_path / "storage" / run_id for run_id in run_ids]
         for folder in logs:  # as a run's captured output (compute logs) leaves it
             folder.mkdir(parents=True, exist_ok=True)
-        deleted = prune_run_history(instance, keep)
+        deleted = prune_run_history(instance, keep, dbt_target=tmp_path / "target")
         kept = instance.get_run_ids(limit=None)
         if keep:
             assert deleted == 2 and kept == run_ids[:-3:-1]  # the two newest, newest first
@@ -98,6 +98,31 @@ def test_the_run_history_keeps_the_newest_runs(tmp_path, keep):
             assert [folder.exists() for folder in logs] == [False, False, True, True]
         else:
             assert deleted == 0 and len(kept) == 4
+
+
+def test_the_dbt_folders_of_the_newest_runs_are_kept(tmp_path):
+    """dagster-dbt writes a folder per dbt invocation (~7 MB) and never deletes one: only the
+    folders of the newest `keep` runs stay, whatever else is in dbt's target folder."""
+    import os
+
+    from orchestration.run_log import prune_dbt_invocations
+
+    target = tmp_path / "target"
+    for age, run in enumerate(["aaaaaaa", "bbbbbbb", "ccccccc"]):  # aaaaaaa the newest
+        for step in ("dbt_reference", "dbt_monthly_clean"):
+            folder = target / f"{step}-{run}-{age}{age}{age}{age}abc"
+            (folder / "compiled").mkdir(parents=True)
+            (folder / "run_results.json").write_text("{}")
+            os.utime(folder, (1_700_000_000 - age * 3600,) * 2)
+    for kept in ("manifest.json", "partial_parse.msgpack", "compiled", "run"):
+        (target / kept).mkdir(parents=True) if "." not in kept else (target / kept).write_text("x")
+
+    assert prune_dbt_invocations(2, target) == 2
+    left = sorted(p.name for p in target.iterdir())
+    assert left == ["compiled", "dbt_monthly_clean-aaaaaaa-0000abc", "dbt_monthly_clean-bbbbbbb-1111abc",
+                    "dbt_reference-aaaaaaa-0000abc", "dbt_reference-bbbbbbb-1111abc",
+                    "manifest.json", "partial_parse.msgpack", "run"]
+    assert prune_dbt_invocations(0, target) == 0 and len(list(target.iterdir())) == 8
 
 
 def test_a_broken_or_missing_monthly_file_holds_back_its_month_only(pipeline):
