@@ -4,8 +4,8 @@ connections open.
 Why: a `nexcart run` of 24 months writes ~3,500 events (1,152 of them "materialization planned"
 before the first step starts), and Dagster's SqliteEventLogStorage opens a new SQLAlchemy engine
 and SQLite connection for each event, commits with a full fsync and closes it again, twice for an
-asset event (the run's file and the cross-run index). Measured on the default sample: 14 s of a
-106 s run (benchmarks/README.md). This storage keeps one connection per database file (the eight
+asset event (the run's file and the cross-run index). Measured on the default sample (one run,
+benchmarks/README.md): 106 s with Dagster's storage, 85 s with this one. This storage keeps one connection per database file (the eight
 most recently used) and commits with `synchronous=NORMAL`, which in the WAL mode Dagster already
 uses is safe against a crash of the process (a power cut may lose the last events of the run
 history, never the warehouse: that is written and published by the run itself).
