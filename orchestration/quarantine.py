@@ -41,7 +41,7 @@ from orchestration.ingest import (
     stage_file,
 )
 from orchestration.resources import WarehouseLockedError, connect_with_retry
-from orchestration.settings import load_settings
+from orchestration.settings import duckdb_config, load_settings
 
 # Export columns after the contract's. The lineage pair stays in the stored correction (the raw
 # layer keeps it in _extra), so each corrected row says which quarantined line it replaces; the
@@ -341,7 +341,7 @@ def _check_with_reader(table: RawTable, pending: Path, data_dir: Path, month: st
     """Read the pending correction exactly as the month's ingest will: the header rules of the
     contract, then every record."""
     pending_rel = pending.relative_to(data_dir).as_posix()
-    con = duckdb.connect()
+    con = duckdb.connect(config=duckdb_config())
     try:
         staged = stage_file(con, table, pending, data_dir, month, "_replay_check")
     except IngestError as exc:

@@ -25,6 +25,8 @@ import duckdb
 from dagster import ConfigurableResource, DagsterEventType, InitResourceContext
 from pydantic import PrivateAttr
 
+from orchestration.settings import duckdb_config, load_settings
+
 WAREHOUSE_POOL = "warehouse"
 BUILD_LOCK_TIMEOUT_S = 6 * 3600
 
@@ -39,7 +41,7 @@ def connect_with_retry(path: Path, read_only: bool = False, attempts: int = 8, f
     wait = first_wait
     for attempt in range(1, attempts + 1):
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return duckdb.connect(str(path), read_only=read_only, config=duckdb_config())
         except duckdb.IOException as exc:
             # DuckDB's lock conflict; not any message with "block" in it (a damaged file says so)
             locked = "could not set lock" in str(exc).lower()
@@ -74,7 +76,7 @@ def _copy_database(source: Path, target: Path) -> None:
 
 def publish(build: Path, published: Path) -> None:
     """Make the build file the published one in one rename (same folder tree, same filesystem)."""
-    con = duckdb.connect(str(build))
+    con = duckdb.connect(str(build), config=duckdb_config())
     try:
         con.execute("checkpoint")  # fold the write-ahead log into the file before it moves
     finally:
@@ -196,7 +198,8 @@ class WarehouseResource(ConfigurableResource):
         """dbt runs as a subprocess reading NEXCART_WAREHOUSE (dbt_project/profiles.yml): point it
         at this run's build file, and set `variables` (e.g. the month window), for the duration
         of the call."""
-        values = {"NEXCART_WAREHOUSE": str(self.database), **variables}
+        values = {"NEXCART_WAREHOUSE": str(self.database),
+                  "NEXCART_DUCKDB_MEMORY_LIMIT": load_settings().duckdb_memory_limit, **variables}
         previous = {name: os.environ.get(name) for name in values}
         os.environ.update(values)
         try:

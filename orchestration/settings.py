@@ -36,6 +36,7 @@ class Settings:
     max_file_bytes: int  # a raw file may hold at most this many bytes once decompressed (.csv.gz expanded)
     max_line_bytes: int  # a longer line is quarantined (line_too_long); a longer header refuses the file
     max_gzip_ratio: int  # a .csv.gz expanding more than this many times its size (past 64 MiB) is a gzip bomb
+    duckdb_memory_limit: str  # per DuckDB connection (ours and dbt's); past it DuckDB spills to disk
 
     @property
     def schedule_hour_minute(self) -> tuple[int, int]:
@@ -77,4 +78,18 @@ def load_settings() -> Settings:
         max_file_bytes=int(os.environ.get("NEXCART_MAX_FILE_BYTES", "").strip() or 8 << 30),
         max_line_bytes=int(os.environ.get("NEXCART_MAX_LINE_BYTES", "").strip() or 16 << 20),
         max_gzip_ratio=int(os.environ.get("NEXCART_MAX_GZIP_RATIO", "").strip() or 200),
+        duckdb_memory_limit=os.environ.get("NEXCART_DUCKDB_MEMORY_LIMIT", "").strip() or DEFAULT_DUCKDB_MEMORY_LIMIT,
     )
+
+
+# DuckDB's own default is 80 % of the machine's RAM per connection: at 5M orders one dbt step held
+# 19.8 of 24 GB. With a limit, joins, aggregations and sorts spill to a temporary folder beside the
+# database file (<file>.tmp; `.tmp` in the working folder for an in-memory one) instead of growing.
+# dbt_project/profiles.yml has the same default for a hand-run dbt (tests/test_settings.py keeps
+# the two equal); the pipeline's dbt steps get the setting's value from the environment.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
+
+
+def duckdb_config(settings: Settings | None = None) -> dict[str, str]:
+    """The config of every DuckDB connection the project opens (duckdb.connect(..., config=...))."""
+    return {"memory_limit": (settings or load_settings()).duckdb_memory_limit}

@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from orchestration.resources import connect_with_retry
+from orchestration.settings import duckdb_config
 
 
 class WarehouseCorruptError(RuntimeError):
@@ -68,7 +69,7 @@ def check_warehouse(path: Path) -> None:
             "check the setting. Nothing was changed, and a run will not write over it."
         )
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = duckdb.connect(str(path), read_only=True, config=duckdb_config())
     except duckdb.Error as exc:
         if not _is_lock_conflict(exc):
             raise WarehouseCorruptError(rebuild_advice(path, str(exc).splitlines()[0])) from exc

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration.settings import duckdb_config
+
 GROUND_TRUTH = Path("_ground_truth") / "defects.csv"
 REAL_WORLD_TRUTH = Path("_ground_truth") / "real_world.csv"
 
@@ -78,7 +80,7 @@ def read_ground_truth(raw_root: Path, relative_path: Path = GROUND_TRUTH) -> lis
 
 def measure_detection(warehouse: Path, raw_root: Path, examples: int = 5) -> DetectionReport:
     truth = read_ground_truth(raw_root)
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = duckdb.connect(str(warehouse), read_only=True, config=duckdb_config())
     try:
         flagged = con.execute(
             """
