@@ -48,13 +48,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import (  # noqa: E402
     PROJECT_ROOT, dagster_home, generate_sample, nexcart_run_measured, run_measured, run_timeline,
 )
+from orchestration.settings import DBT_TARGET_DIR as DBT_TARGET  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 README = BENCH_DIR / "README.md"
 FLOOR_SQL = BENCH_DIR / "floor.sql"
 PANDAS_SCRIPT = BENCH_DIR / "pandas_approach.py"
-DBT_TARGET = PROJECT_ROOT / "dbt_project" / "target"
 MONTHLY_TABLES = ("orders", "order_items", "transactions", "inventory_snapshots")
 APPROACHES = ("pipeline", "new_month", "floor", "pandas")
 DEFAULT_SIZES = "50k"

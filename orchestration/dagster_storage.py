@@ -51,10 +51,6 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         super().__init__(base_dir, inst_data)
 
-    @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any) -> PooledSqliteEventLogStorage:
-        return cls(inst_data=inst_data, **config_value)
-
     def _engine(self, shard: str) -> Engine:
         engine = self._engines.get(shard)
         if engine is not None:
@@ -98,16 +94,8 @@ class NexcartSqliteStorage(DagsterSqliteStorage):
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any) -> NexcartSqliteStorage:
+        # Dagster's own returns a DagsterSqliteStorage whatever the class it is called on
         return cls.from_local(inst_data=inst_data, **config_value)
-
-    @property
-    def event_storage_data(self) -> ConfigurableClassData | None:
-        import yaml
-
-        return ConfigurableClassData(
-            __name__, PooledSqliteEventLogStorage.__name__,
-            yaml.dump({"base_dir": _event_logs_directory(self.base_dir)}, default_flow_style=False),
-        )
 
 
 class NexcartInstance(DagsterInstance):

@@ -7,7 +7,7 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from orchestration.settings import DBT_PROJECT_DIR, load_settings
+from orchestration.settings import DBT_TARGET_DIR, load_settings
 
 # dagster-dbt's folder for one dbt invocation: <step>-<run id, 7 chars>-<random, 7 chars>
 _DBT_INVOCATION_FOLDER = re.compile(r"^(?P<step>.+)-(?P<run>[0-9a-f]{7})-[0-9a-f]{7}$")
@@ -22,7 +22,7 @@ def write_run_log(line: str) -> Path:
     return log
 
 
-def prune_run_history(instance, keep: int, dbt_target: Path = DBT_PROJECT_DIR / "target") -> int:
+def prune_run_history(instance, keep: int, dbt_target: Path = DBT_TARGET_DIR) -> int:
     """Keep the newest `keep` runs of the Dagster instance (NEXCART_KEEP_RUNS) and delete the
     older ones with their event logs: a run's events take megabytes (every dbt node, every gate
     and month), so an unbounded history fills DAGSTER_HOME (150 MB in four runs of the sample).
@@ -39,7 +39,7 @@ def prune_run_history(instance, keep: int, dbt_target: Path = DBT_PROJECT_DIR / 
     return len(old)
 
 
-def prune_dbt_invocations(keep: int, target: Path = DBT_PROJECT_DIR / "target") -> int:
+def prune_dbt_invocations(keep: int, target: Path = DBT_TARGET_DIR) -> int:
     """Keep the dbt folders (manifest, compiled SQL, run_results.json, dbt.log; ~7 MB each, four
     a run) of the newest `keep` runs that wrote any, whichever Dagster instance ran them, and
     delete the others: dagster-dbt gives every invocation a folder and never removes one.

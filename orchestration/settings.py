@@ -13,6 +13,8 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+# dbt's target-path (dbt_project.yml); dagster-dbt gives each invocation a folder inside it
+DBT_TARGET_DIR = DBT_PROJECT_DIR / "target"
 
 
 def _path(env: str, default: str) -> Path:

@@ -21,9 +21,8 @@
     {{ return({'start': start, 'end': end, 'held': held or []}) }}
 {%- endmacro %}
 
-{#- SQL list of the held-back months, or none. -#}
-{% macro held_back_months_sql() -%}
-    {%- set held = run_window()['held'] -%}
+{#- SQL list of the months in `held`, or nothing when it is empty. -#}
+{% macro held_back_months_sql(held) -%}
     {%- if held -%}
         ({% for month in held %}'{{ month }}'{% if not loop.last %}, {% endif %}{% endfor %})
     {%- endif -%}
@@ -32,7 +31,7 @@
 {#- A boolean SQL expression: is this 'YYYY-MM' text column inside the run's window? -#}
 {% macro in_month_window(month_text_col) -%}
     {%- set window = run_window() -%}
-    {%- set start, end, held = window['start'], window['end'], held_back_months_sql() -%}
+    {%- set start, end, held = window['start'], window['end'], held_back_months_sql(window['held']) -%}
     ({% if start %}{{ month_text_col }} >= '{{ start }}'{% else %}true{% endif %}
      and {% if end %}{{ month_text_col }} <= '{{ end }}'{% else %}true{% endif %}
      {%- if held %} and {{ month_text_col }} not in {{ held }}{% endif %})
@@ -41,7 +40,7 @@
 {#- The same window for a DATE column holding the first day of a month. -#}
 {% macro in_month_date_window(month_date_col) -%}
     {%- set window = run_window() -%}
-    {%- set start, end, held = window['start'], window['end'], held_back_months_sql() -%}
+    {%- set start, end, held = window['start'], window['end'], held_back_months_sql(window['held']) -%}
     ({% if start %}{{ month_date_col }} >= cast('{{ start }}-01' as date){% else %}true{% endif %}
      and {% if end %}{{ month_date_col }} <= cast('{{ end }}-01' as date){% else %}true{% endif %}
      {%- if held %} and {{ month_key(month_date_col) }} not in {{ held }}{% endif %})

@@ -23,6 +23,7 @@ from orchestration.dbt_project import ensure_manifest, nexcart_dbt_project
 from orchestration.partitions import monthly_partitions
 from orchestration.quality.holds import held_metadata, hold_back_failed_months
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
+from orchestration.settings import DBT_TARGET_DIR
 
 MONTHLY_TAG = "tag:monthly"
 # Run tag: dbt rebuilds its tables from scratch (`nexcart run --full-refresh`, or added to a run in
@@ -59,11 +60,12 @@ def _model_relations() -> dict[AssetKey, str]:
     return {translator.get_asset_key(node): _relation(node)
             for node in manifest["nodes"].values() if node["resource_type"] == "model"}
 
-def _window_environment(first: str | None, last: str | None, held: list[str]) -> dict[str, str]:
+def _window_environment(window: tuple[str, str] | None, held: list[str]) -> dict[str, str]:
     """The month window of a dbt invocation (macro run_window in dbt_project/macros/months.sql), as
     environment variables rather than --vars: dbt parses the whole project again whenever --vars
     change, and they would change every run. Always all three, so nothing from the shell leaks in."""
-    return {"NEXCART_DBT_START_MONTH": first or "", "NEXCART_DBT_END_MONTH": last or "",
+    first, last = window or ("", "")
+    return {"NEXCART_DBT_START_MONTH": first, "NEXCART_DBT_END_MONTH": last,
             "NEXCART_DBT_HELD_BACK_MONTHS": ",".join(held)}
 
 
@@ -75,7 +77,7 @@ def _keep_partial_parse(invocation_target: Path) -> None:
     parsed = invocation_target / PARTIAL_PARSE_FILE
     if not parsed.is_file():
         return
-    kept = nexcart_dbt_project.project_dir / "target" / PARTIAL_PARSE_FILE
+    kept = DBT_TARGET_DIR / PARTIAL_PARSE_FILE
     kept.parent.mkdir(parents=True, exist_ok=True)
     scratch = kept.with_name(f".{PARTIAL_PARSE_FILE}.{os.getpid()}")
     shutil.copyfile(parsed, scratch)
@@ -98,8 +100,7 @@ def _run_dbt(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: War
     args = ["build", "--indirect-selection", "buildable"]
     if context.run.tags.get(FULL_REFRESH_TAG) == "true":
         args.append("--full-refresh")  # every month of the run rebuilt from scratch
-    first, last = window or (None, None)
-    with warehouse.dbt_environment(**_window_environment(first, last, held)):
+    with warehouse.dbt_environment(**_window_environment(window, held)):
         invocation = dbt.cli(args, context=context)
         events = list(invocation.stream())
     _keep_partial_parse(invocation.target_path)

@@ -7,8 +7,8 @@
     the marts filter their output, and compute over the whole history. -#}
 {{ config(materialized='ephemeral') }}
 
-{%- set start_month = run_window()['start'] -%}
-{%- set end_month = run_window()['end'] -%}
+{%- set window = run_window() -%}
+{%- set start_month, end_month = window['start'], window['end'] -%}
 
 with order_months as (
     select {{ month_key_to_date('_month') }} as month from {{ ref('orders') }} where _month is not null
