@@ -266,3 +266,22 @@ def test_a_table_built_by_an_older_version_is_named_and_full_refresh_rebuilds_it
     built.nexcart("run", "--full-refresh")
     assert _all_marts(built) == before
 
+
+
+def test_the_dbt_steps_of_a_run_reuse_the_saved_parse(built):
+    """The month window reaches dbt in environment variables, not --vars, and the newest
+    partial_parse.msgpack is kept: after a run's first dbt step, each step parses nothing again
+    (dbt logs why when it cannot, e.g. 'because config vars ... have changed')."""
+    from dagster import DagsterInstance
+
+    from orchestration.settings import DBT_TARGET_DIR
+
+    built.nexcart("run", "--month", "2024-02")
+    with DagsterInstance.from_config(str(built.dagster_home)) as instance:
+        run_id = instance.get_run_ids(limit=1)[0]
+    folders = sorted(DBT_TARGET_DIR.glob(f"dbt_*-{run_id[:7]}-*"), key=lambda f: (f / "dbt.log").stat().st_mtime)
+    assert [f.name.rsplit("-", 2)[0] for f in folders] == ["dbt_reference", "dbt_monthly_clean",
+                                                          "dbt_monthly_marts", "dbt_summary"]
+    for folder in folders[1:]:
+        log = (folder / "dbt.log").read_text()
+        assert "Partial parsing enabled" in log and "Unable to do partial parsing" not in log, folder.name
