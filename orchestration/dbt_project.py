@@ -12,9 +12,13 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
-from dagster_dbt import DbtProject
+from dagster_dbt import DbtCliResource, DbtProject
+from dagster_dbt.compat import DBT_PYTHON_VERSION
+from packaging.version import Version
 
 from orchestration.settings import DBT_PROJECT_DIR
 
@@ -27,6 +31,24 @@ DBT_PIPELINE_TARGET = "pipeline"
 
 nexcart_dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR,
                                  target=DBT_PIPELINE_TARGET)
+
+
+class NexcartDbtCliResource(DbtCliResource):
+    """dagster-dbt's dbt resource without two costs it pays before every dbt step (~3 s of each,
+    measured on the sample; benchmarks/README.md):
+    - `dbt --version` in a subprocess (~2 s), to learn which dbt it runs: DBT_EXECUTABLE is the dbt
+      of this interpreter's environment, so its version is the installed dbt-core's;
+    - a dbt adapter opened in this process (~1 s), which dagster-dbt uses only for
+      `fetch_row_counts()` / `fetch_column_metadata()`: the assets do not call them, they count
+      rows themselves once dbt has exited (orchestration/assets/dbt.py).
+    """
+
+    @cached_property
+    def _cli_version(self) -> Version:
+        return DBT_PYTHON_VERSION
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
+        return None
 
 
 def _newest_source_mtime() -> float:

@@ -2,12 +2,11 @@
 and resources."""
 
 from dagster import AssetKey, Definitions, in_process_executor
-from dagster_dbt import DbtCliResource
 
 from orchestration.assets.dbt import dbt_asset_defs, dbt_monthly_marts
 from orchestration.assets.raw import raw_assets
 from orchestration.assets.reports import report_assets
-from orchestration.dbt_project import DBT_EXECUTABLE, DBT_PIPELINE_TARGET, nexcart_dbt_project
+from orchestration.dbt_project import DBT_EXECUTABLE, DBT_PIPELINE_TARGET, NexcartDbtCliResource, nexcart_dbt_project
 from orchestration.freshness import build_freshness
 from orchestration.quality import quality_checks
 from orchestration.resources import WarehouseResource
@@ -29,8 +28,8 @@ def build_definitions() -> Definitions:
         sensors=[raw_files_sensor, run_failure_log, *quality_docs_sensors, freshness_sensor],
         resources={
             "warehouse": WarehouseResource(path=str(settings.warehouse)),
-            "dbt": DbtCliResource(project_dir=nexcart_dbt_project, dbt_executable=DBT_EXECUTABLE,
-                                  target=DBT_PIPELINE_TARGET),
+            "dbt": NexcartDbtCliResource(project_dir=nexcart_dbt_project, dbt_executable=DBT_EXECUTABLE,
+                                         target=DBT_PIPELINE_TARGET),
         },
         # Steps of a run write one DuckDB file, so they run one after another in one process.
         executor=in_process_executor,

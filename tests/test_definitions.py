@@ -107,3 +107,20 @@ def test_quality_docs_sensor_skips_runs_without_a_gate_or_from_the_cli_and_logs_
     assert "build failed" in message
     log = (pipeline.root / "logs" / "runs.log").read_text()
     assert f"quality docs NOT rebuilt after run {run_id}" in log and "No space left on device" in log
+
+
+def test_the_dbt_resource_knows_the_dbt_it_runs_without_asking_it():
+    """NexcartDbtCliResource skips dagster-dbt's `dbt --version` subprocess before every dbt step:
+    the version it gives instead must be what that very executable reports."""
+    import re
+
+    from orchestration.dbt_project import DBT_EXECUTABLE, NexcartDbtCliResource, nexcart_dbt_project
+
+    resource = NexcartDbtCliResource(project_dir=nexcart_dbt_project, dbt_executable=DBT_EXECUTABLE)
+    reported = subprocess.run([DBT_EXECUTABLE, "--version"], capture_output=True, text=True, timeout=120).stdout
+    assert f"installed: {resource._cli_version}" in re.sub(r"\s+", " ", reported)
+    assert resource._initialize_dbt_core_adapter(["build"]) is None
+
+    from orchestration.definitions import build_definitions
+
+    assert isinstance(build_definitions().resources["dbt"], NexcartDbtCliResource)  # what the steps get
