@@ -8,9 +8,11 @@ where they sit in the graph, so the run order is always raw -> dbt_reference -> 
 dbt_monthly_marts -> dbt_summary and no step waits on itself.
 """
 
+import hashlib
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
@@ -23,7 +25,7 @@ from orchestration.dbt_project import ensure_manifest, nexcart_dbt_project
 from orchestration.partitions import monthly_partitions
 from orchestration.quality.holds import held_metadata, hold_back_failed_months
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
-from orchestration.settings import DBT_TARGET_DIR
+from orchestration.settings import DBT_TARGET_DIR, load_settings
 
 MONTHLY_TAG = "tag:monthly"
 # Run tag: dbt rebuilds its tables from scratch (`nexcart run --full-refresh`, or added to a run in
@@ -31,6 +33,8 @@ MONTHLY_TAG = "tag:monthly"
 FULL_REFRESH_TAG = "nexcart/full-refresh"
 DBT_MANIFEST = ensure_manifest()
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"  # dbt's name for its saved parse
+SAVED_PARSE_DIR = DBT_TARGET_DIR / "saved_parse"  # _saved_parse: one per dbt profile
+SAVED_PARSES_KEPT = 8
 
 class NexcartDbtTranslator(DagsterDbtTranslator):
     """Assets named and grouped by their warehouse schema, as the newcomer finds them on disk."""
@@ -69,19 +73,43 @@ def _window_environment(window: tuple[str, str] | None, held: list[str]) -> dict
             "NEXCART_DBT_HELD_BACK_MONTHS": ",".join(held)}
 
 
-def _keep_partial_parse(invocation_target: Path) -> None:
-    """dagster-dbt gives every invocation a fresh target folder and seeds it with
-    dbt_project/target/partial_parse.msgpack when there is one: keep the newest there, so the
-    next invocation (the next step of the run, the next run) parses only what changed instead of
-    the whole project (~4 s each). A parse file from other settings only makes dbt parse in full."""
+def _saved_parse(warehouse: WarehouseResource) -> Path:
+    """Where the newest parse of dbt for this warehouse is kept between invocations. dbt parses
+    the whole project again (~3 s) when the profile it renders changes, and the profile holds the
+    build file's path and the memory limit: one saved parse per such profile, so runs on other
+    warehouses (another shop, the tests, the bench) do not undo each other's."""
+    profile = f"{warehouse.database}|{load_settings().duckdb_memory_limit}"
+    return SAVED_PARSE_DIR / f"{hashlib.sha256(profile.encode()).hexdigest()[:16]}.msgpack"
+
+
+def _invocation_target(context: AssetExecutionContext) -> Path:
+    """The invocation's own target folder, named as dagster-dbt names it (<step>-<run>-<random>,
+    which orchestration/run_log.py prunes), so that it can be seeded before dbt starts."""
+    return DBT_TARGET_DIR / f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
+
+
+def _seed_partial_parse(invocation_target: Path, saved: Path) -> None:
+    """dagster-dbt gives every invocation a fresh target folder; the saved parse for this profile
+    goes in first, so dbt parses only what changed (dagster-dbt copies its own only when there is
+    none)."""
+    if saved.is_file():
+        invocation_target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(saved, invocation_target / PARTIAL_PARSE_FILE)
+
+
+def _keep_partial_parse(invocation_target: Path, saved: Path) -> None:
+    """Keep the invocation's parse for the next one (the next step of the run, the next run), and
+    only the newest SAVED_PARSES_KEPT profiles' (~1.3 MB each)."""
     parsed = invocation_target / PARTIAL_PARSE_FILE
     if not parsed.is_file():
         return
-    kept = DBT_TARGET_DIR / PARTIAL_PARSE_FILE
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    scratch = kept.with_name(f".{PARTIAL_PARSE_FILE}.{os.getpid()}")
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    scratch = saved.with_name(f".{saved.name}.{os.getpid()}")
     shutil.copyfile(parsed, scratch)
-    os.replace(scratch, kept)  # readers see the old file or the new one, never half of one
+    os.replace(scratch, saved)  # readers see the old file or the new one, never half of one
+    kept = sorted(saved.parent.glob("*.msgpack"), key=lambda f: f.stat().st_mtime, reverse=True)
+    for old in kept[SAVED_PARSES_KEPT:]:
+        old.unlink(missing_ok=True)
 
 
 def _run_dbt(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
@@ -100,10 +128,13 @@ def _run_dbt(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: War
     args = ["build", "--indirect-selection", "buildable"]
     if context.run.tags.get(FULL_REFRESH_TAG) == "true":
         args.append("--full-refresh")  # every month of the run rebuilt from scratch
+    saved_parse = _saved_parse(warehouse)
+    target = _invocation_target(context)
+    _seed_partial_parse(target, saved_parse)
     with warehouse.dbt_environment(**_window_environment(window, held)):
-        invocation = dbt.cli(args, context=context)
+        invocation = dbt.cli(args, context=context, target_path=target)
         events = list(invocation.stream())
-    _keep_partial_parse(invocation.target_path)
+    _keep_partial_parse(invocation.target_path, saved_parse)
     relations = _model_relations()
     with warehouse.connect(read_only=True) as con:
         for event in events:
