@@ -6,11 +6,12 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: help install run sample test bench ui dbt-build dbt-docs clean
+.PHONY: help install run sample test test-fast bench ui dbt-build dbt-docs clean
 
 help:
 	@echo "make run    install, generate sample data if data/raw is empty (and NEXCART_DATA_DIR unset), build the whole graph"
-	@echo "make test   install and run the test suite"
+	@echo "make test   install and run the whole test suite (what CI runs)"
+	@echo "make test-fast   the edit-test loop: the suite less the tests that build a warehouse with the whole pipeline or drive a browser"
 	@echo "make bench  time nexcart run against the floor (plain DuckDB) and pandas: 50k orders x 3, about 10 min (BENCH_ARGS=\"--sizes 50k,1m --repeat 3,1\")"
 	@echo "make ui     the Dagster UI on http://127.0.0.1:3000"
 	@echo "make dbt-build / make dbt-docs   dbt on its own (after a run has ingested raw data)"
@@ -38,6 +39,9 @@ run: sample
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not pipeline and not browser"
 
 # benchmarks/harness.py (benchmarks/README.md); its extra: psutil (peak RSS) and matplotlib (the chart)
 $(VENV)/.bench-installed: $(STAMP)

@@ -58,6 +58,25 @@ class Pipeline:
             con.close()
 
 
+# `make test-fast` (the edit-test loop) leaves out the tests marked `pipeline` (they build a
+# warehouse with the whole pipeline: `nexcart run`, `make run`, `dbt build` or `dagster dev`) and
+# `browser` (headless Chromium); `make test` runs everything. A test that uses one of these
+# module fixtures, each of which builds a warehouse that way, is a pipeline test without saying so.
+PIPELINE_FIXTURES = {
+    "built",    # test_marts.py
+    "bad_run",  # test_bad_input.py
+    "history",  # test_operations.py
+    "exports",  # test_real_exports.py
+    "ui",       # test_webserver.py
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.pipeline)
+
+
 @pytest.fixture(autouse=True)
 def output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """In-process code writes its logs, docs and reports under the test's own folder, never into

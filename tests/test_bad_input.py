@@ -903,6 +903,7 @@ def test_every_raw_line_reconciles(bad_run):
     assert totals[0][0] == totals[0][1] == sum(f.record_count for f in bad_run.files)
 
 
+@pytest.mark.pipeline
 def test_a_file_name_with_metacharacters_stops_the_run_with_a_clear_message(tmp_path):
     pipeline = BadInputPipeline(tmp_path)
     RawFile("orders/2024-01.csv", ORDER_COLUMNS).row(None, *order("O1")).write(pipeline.raw)

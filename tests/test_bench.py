@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from orchestration.cli import build_parser
 
@@ -23,6 +24,7 @@ from benchmarks import harness  # noqa: E402
 STAGES = {"startup", "planning", "ingest", "dbt", "gates", "other_steps", "dagster_between_steps", "after_run"}
 
 
+@pytest.mark.pipeline
 def test_bench_smoke_end_to_end(tmp_path: Path) -> None:
     out, work = tmp_path / "results", tmp_path / "work"
     args = build_parser().parse_args(["bench", "--sizes", "2000", "--months", "3", "--repeat", "1",

@@ -21,6 +21,7 @@ def _make_run(tmp_path: Path, data_dir: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.pipeline
 def test_make_run_with_a_mistyped_data_dir_refuses_instead_of_building_a_sample(tmp_path):
     """A typo in NEXCART_DATA_DIR must never put generated orders into a warehouse: the folder is
     not created, nothing is generated or built, and the message says the folder does not exist."""
@@ -32,6 +33,7 @@ def test_make_run_with_a_mistyped_data_dir_refuses_instead_of_building_a_sample(
     assert not (tmp_path / "wh").exists()
 
 
+@pytest.mark.pipeline
 def test_make_run_on_an_empty_data_dir_refuses_and_generates_nothing_there(tmp_path):
     empty = tmp_path / "exports"
     empty.mkdir()
@@ -125,6 +127,7 @@ def test_the_dbt_folders_of_the_newest_runs_are_kept(tmp_path):
     assert prune_dbt_invocations(0, target) == 0 and len(list(target.iterdir())) == 8
 
 
+@pytest.mark.pipeline
 def test_a_broken_or_missing_monthly_file_holds_back_its_month_only(pipeline):
     """A wrong header in February's orders and no order lines for a March that has orders: each
     month is held back and named with its file's own message, January is published, the run

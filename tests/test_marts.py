@@ -184,7 +184,11 @@ def test_dbt_build_on_its_own_builds_its_own_file_and_never_touches_the_publishe
     try:
         for command in (["build"], ["docs", "generate"]):
             completed = subprocess.run([dbt, *command, "--profiles-dir", "."], cwd=PROJECT_ROOT / "dbt_project",
-                                       env={**built.env, "NEXCART_DBT_DEV_WAREHOUSE": str(dev)},
+                                       # dbt's artifacts in the test's folder: the other test worker's
+                                       # runs read dbt_project/target/manifest.json meanwhile
+                                       env={**built.env, "NEXCART_DBT_DEV_WAREHOUSE": str(dev),
+                                            "DBT_TARGET_PATH": str(built.root / "dev-target"),
+                                            "DBT_LOG_PATH": str(built.root / "dev-target")},
                                        capture_output=True, text=True, timeout=900)
             assert completed.returncode == 0, completed.stdout[-3000:]
         assert reader.poll() is None  # the reader was never disturbed
@@ -196,6 +200,7 @@ def test_dbt_build_on_its_own_builds_its_own_file_and_never_touches_the_publishe
     assert _all_marts(dev_pipeline) == before
 
 
+@pytest.mark.pipeline
 def test_a_failed_error_gate_holds_back_its_month_only_and_the_run_names_it(pipeline):
     """A month whose orders file is mostly unreadable lines breaks the raw gate (error level):
     `nexcart run` exits non-zero naming the gate and the month; that month is held back at its

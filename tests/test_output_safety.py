@@ -176,6 +176,7 @@ def test_quality_docs_hold_no_markup_from_the_data(payload_docs: Path):
             assert markup not in text, (page.relative_to(out), text[max(0, text.find(markup) - 300):][:400])
 
 
+@pytest.mark.browser
 @needs_chromium
 def test_quality_docs_run_no_script_from_the_data_in_a_browser(payload_docs: Path, tmp_path: Path):
     out = payload_docs.parent
@@ -214,6 +215,7 @@ def test_a_site_rendered_before_the_escaping_views_is_rendered_again(payload_doc
 # ------------------------------------------------------------------------ the monthly report
 
 
+@pytest.mark.browser
 @needs_chromium
 def test_the_monthly_report_runs_no_script_from_the_data(tmp_path: Path):
     warehouse = make_warehouse(tmp_path / "data" / "warehouse" / "nexcart.duckdb")

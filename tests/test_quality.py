@@ -567,6 +567,7 @@ def test_a_docs_build_renders_only_the_results_it_has_no_page_for(warehouse: Pat
     assert "2024-01" in index and "2024-02" in index  # the GX index still lists every result
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="no headless chromium")
 def test_docs_render_in_a_browser_without_network(warehouse: Path):
     validate_gate(warehouse, "marts.monthly_revenue", "2024-01")
@@ -604,6 +605,7 @@ def _run_sample(pipeline, *generate_args: str):
     return results
 
 
+@pytest.mark.pipeline
 def test_every_injected_defect_kind_is_caught_and_the_sample_only_warns(pipeline):
     from orchestration.quality.detection import measure_detection
 
@@ -618,6 +620,7 @@ def test_every_injected_defect_kind_is_caught_and_the_sample_only_warns(pipeline
     assert any(r.status == "warn" for r in results)
 
 
+@pytest.mark.pipeline
 def test_a_defect_free_sample_has_no_false_positive(pipeline):
     from orchestration.quality.detection import measure_detection
 

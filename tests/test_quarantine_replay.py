@@ -219,6 +219,7 @@ def fix_rows(exported: Path) -> Path:
     return exported
 
 
+@pytest.mark.pipeline
 def test_export_fix_replay_run_brings_the_rows_into_clean_and_the_accounting_still_reconciles(tmp_path):
     pipeline = Pipeline(tmp_path)
     write_shop(pipeline.raw)

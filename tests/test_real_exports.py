@@ -446,6 +446,7 @@ def test_every_error_expectation_is_classified_in_the_readme():
 # ------------------------------------------------------------------ the whole pipeline, one run
 
 
+@pytest.mark.pipeline
 def test_a_run_over_months_without_sales_and_odd_rows_publishes_every_month(pipeline):
     """`nexcart run` (real ingest, Dagster, dbt, gates, report) over: January with 300 orders,
     one bad line, one negative and one zero payment; February with no file at all; March with

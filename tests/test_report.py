@@ -456,6 +456,7 @@ def _chromium(args: list[str], tmp: Path, timeout: int = 120) -> subprocess.Comp
 
 @pytest.mark.skipif(not CHROMIUM.exists(),
                     reason="Debian's chromium is not installed (/usr/bin/chromium): apt-get install -y chromium")
+@pytest.mark.browser
 def test_charts_render_offline_in_headless_chromium(report, tmp_path):
     url = report.path.resolve().as_uri()
     dom = _chromium(["--window-size=1400,4000", "--virtual-time-budget=20000", "--dump-dom", url], tmp_path)
