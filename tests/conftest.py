@@ -58,23 +58,30 @@ class Pipeline:
             con.close()
 
 
-# `make test-fast` (the edit-test loop) leaves out the tests marked `pipeline` (they build a
-# warehouse with the whole pipeline: `nexcart run`, `make run`, `dbt build` or `dagster dev`) and
-# `browser` (headless Chromium); `make test` runs everything. A test that uses one of these
-# module fixtures, each of which builds a warehouse that way, is a pipeline test without saying so.
+# Fixtures that build a warehouse with the whole pipeline (`nexcart run`, `dbt build` or
+# `dagster dev`). A test that uses one is a `pipeline` test without saying so: `make test-fast`
+# (the edit-test loop) leaves out the tests marked `pipeline` and `browser` (headless Chromium).
+# The module-scoped ones are shared by their file's tests, so those tests go to one pytest-xdist
+# worker together (--dist loadgroup), and the warehouse is built once; every other test goes to
+# whichever worker is free, which keeps the two workers busy to the end.
 PIPELINE_FIXTURES = {
-    "built",    # test_marts.py
-    "bad_run",  # test_bad_input.py
-    "history",  # test_operations.py
-    "exports",  # test_real_exports.py
-    "ui",       # test_webserver.py
+    "built": "module",    # test_marts.py
+    "bad_run": "module",  # test_bad_input.py
+    "history": "module",  # test_operations.py
+    "exports": "module",  # test_real_exports.py
+    "ui": "function",     # test_webserver.py
 }
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        used = [name for name in getattr(item, "fixturenames", ()) if name in PIPELINE_FIXTURES]
+        if used:
             item.add_marker(pytest.mark.pipeline)
+        shared = sorted(name for name in used if PIPELINE_FIXTURES[name] == "module")
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{shared[0]}"))
 
 
 @pytest.fixture(autouse=True)
