@@ -193,13 +193,18 @@ class WarehouseResource(ConfigurableResource):
         finally:
             con.close()
 
+    def dbt_profile_values(self) -> dict[str, str]:
+        """The environment variables the pipeline target of dbt_project/profiles.yml renders: this
+        run's build file and the memory limit (what makes one dbt profile differ from another)."""
+        return {"NEXCART_WAREHOUSE": str(self.database),
+                "NEXCART_DUCKDB_MEMORY_LIMIT": load_settings().duckdb_memory_limit}
+
     @contextmanager
     def dbt_environment(self, **variables: str) -> Iterator[None]:
-        """dbt runs as a subprocess reading NEXCART_WAREHOUSE (dbt_project/profiles.yml): point it
-        at this run's build file, and set `variables` (e.g. the month window), for the duration
-        of the call."""
-        values = {"NEXCART_WAREHOUSE": str(self.database),
-                  "NEXCART_DUCKDB_MEMORY_LIMIT": load_settings().duckdb_memory_limit, **variables}
+        """dbt runs as a subprocess reading its profile from the environment (dbt_profile_values):
+        point it at this run's build file, and set `variables` (e.g. the month window), for the
+        duration of the call."""
+        values = {**self.dbt_profile_values(), **variables}
         previous = {name: os.environ.get(name) for name in values}
         os.environ.update(values)
         try:

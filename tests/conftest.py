@@ -65,21 +65,23 @@ class Pipeline:
 # worker together (--dist loadgroup), and the warehouse is built once; every other test goes to
 # whichever worker is free, which keeps the two workers busy to the end.
 PIPELINE_FIXTURES = {
-    "built": "module",    # test_marts.py
-    "bad_run": "module",  # test_bad_input.py
-    "history": "module",  # test_operations.py
-    "exports": "module",  # test_real_exports.py
-    "ui": "function",     # test_webserver.py
+    "built",    # test_marts.py
+    "bad_run",  # test_bad_input.py
+    "history",  # test_operations.py
+    "exports",  # test_real_exports.py
+    "ui",       # test_webserver.py
 }
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        used = [name for name in getattr(item, "fixturenames", ()) if name in PIPELINE_FIXTURES]
-        if used:
-            item.add_marker(pytest.mark.pipeline)
-        shared = sorted(name for name in used if PIPELINE_FIXTURES[name] == "module")
+        fixtures = getattr(item, "_fixtureinfo", None)
+        used = sorted(PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())))
+        if not used:
+            continue
+        item.add_marker(pytest.mark.pipeline)
+        shared = [name for name in used if fixtures and fixtures.name2fixturedefs[name][-1].scope != "function"]
         if shared:
             item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{shared[0]}"))
 

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
@@ -25,7 +24,7 @@ from orchestration.dbt_project import ensure_manifest, nexcart_dbt_project
 from orchestration.partitions import monthly_partitions
 from orchestration.quality.holds import held_metadata, hold_back_failed_months
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
-from orchestration.settings import DBT_TARGET_DIR, load_settings
+from orchestration.settings import DBT_TARGET_DIR
 
 MONTHLY_TAG = "tag:monthly"
 # Run tag: dbt rebuilds its tables from scratch (`nexcart run --full-refresh`, or added to a run in
@@ -75,17 +74,11 @@ def _window_environment(window: tuple[str, str] | None, held: list[str]) -> dict
 
 def _saved_parse(warehouse: WarehouseResource) -> Path:
     """Where the newest parse of dbt for this warehouse is kept between invocations. dbt parses
-    the whole project again (~3 s) when the profile it renders changes, and the profile holds the
-    build file's path and the memory limit: one saved parse per such profile, so runs on other
-    warehouses (another shop, the tests, the bench) do not undo each other's."""
-    profile = f"{warehouse.database}|{load_settings().duckdb_memory_limit}"
+    the whole project again (~3 s) when the profile it renders changes (the build file's path, the
+    memory limit): one saved parse per profile, so runs on other warehouses (another shop, the
+    tests, the bench) do not undo each other's."""
+    profile = json.dumps(warehouse.dbt_profile_values(), sort_keys=True)
     return SAVED_PARSE_DIR / f"{hashlib.sha256(profile.encode()).hexdigest()[:16]}.msgpack"
-
-
-def _invocation_target(context: AssetExecutionContext) -> Path:
-    """The invocation's own target folder, named as dagster-dbt names it (<step>-<run>-<random>,
-    which orchestration/run_log.py prunes), so that it can be seeded before dbt starts."""
-    return DBT_TARGET_DIR / f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
 
 
 def _seed_partial_parse(invocation_target: Path, saved: Path) -> None:
@@ -129,7 +122,11 @@ def _run_dbt(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: War
     if context.run.tags.get(FULL_REFRESH_TAG) == "true":
         args.append("--full-refresh")  # every month of the run rebuilt from scratch
     saved_parse = _saved_parse(warehouse)
-    target = _invocation_target(context)
+    # dagster-dbt's own folder for the invocation (<step>-<run>-<random>, as run_log.py prunes
+    # them), asked for first so that the saved parse can go in before dbt starts
+    target = dbt._get_unique_target_path(context=context)
+    if not target.is_absolute():  # dbt's target-path, relative to the project
+        target = Path(dbt.project_dir) / target
     _seed_partial_parse(target, saved_parse)
     with warehouse.dbt_environment(**_window_environment(window, held)):
         invocation = dbt.cli(args, context=context, target_path=target)
