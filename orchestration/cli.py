@@ -134,8 +134,10 @@ def _failure_reason(result) -> str:
                    and not any(name in error.cls_name for name in ("IngestError", "WarehouseLockedError"))):
                 error = error.cause
             reason = f"{event.step_key}: {error.message.strip()}"
-            if "out of sync" in reason:  # dbt: an incremental table's columns changed (an upgrade)
-                reason += ("\nA table's columns changed since it was built (a new version of the "
+            # dbt, or macro assert_table_enforces_its_contract: an incremental table's columns or
+            # constraints are not those of its model any more (an upgrade)
+            if "out of sync" in reason:
+                reason += ("\nA table's columns or constraints changed since it was built (a new version of the "
                            "project?): run `nexcart run --full-refresh` once to rebuild the tables.")
             return reason
     return "the run failed (see the Dagster UI for details)"

@@ -253,23 +253,78 @@ def test_a_failed_error_gate_holds_back_its_month_only_and_the_run_names_it(pipe
     assert _all_marts(pipeline) == marts_before
 
 
+def _declared_constraints() -> dict[str, set[tuple[str, str]]]:
+    """(column, 'not_null' | 'check') of each contracted model's columns, from dbt's manifest."""
+    import json
+
+    from orchestration.dbt_project import ensure_manifest
+
+    declared = {}
+    for node in json.loads(ensure_manifest().read_text())["nodes"].values():
+        if node["resource_type"] == "model" and node["config"]["contract"]["enforced"]:
+            declared[node["name"]] = {(name, c["type"]) for name, column in node["columns"].items()
+                                      for c in column["constraints"] if c["type"] in ("not_null", "check")}
+    return declared
+
+
+def _table_constraints(con, table: str) -> set[tuple[str, str]]:
+    rows = con.execute(
+        "select column_name, 'not_null' from duckdb_columns() where schema_name = ? and table_name = ? "
+        "and not is_nullable union all select unnest(constraint_column_names), 'check' from duckdb_constraints() "
+        "where schema_name = ? and table_name = ? and constraint_type = 'CHECK'", [*table.split("."), *table.split(".")])
+    return set(rows.fetchall())
+
+
+def test_the_marts_tables_enforce_their_contracts_constraints(built, tmp_path):
+    """The NOT NULL and range rules of the marts' contracts are the tables' own constraints
+    (DuckDB refuses a breaking row on insert), not test queries after the build."""
+    import shutil
+
+    import duckdb
+
+    declared = _declared_constraints()
+    assert len(declared) >= 15 and sum(map(len, declared.values())) >= 100
+    copy = tmp_path / "copy.duckdb"  # the module's warehouse stays as built
+    shutil.copyfile(built.warehouse, copy)
+    con = duckdb.connect(str(copy))
+    try:
+        schemas = dict(con.execute("select table_name, schema_name from duckdb_tables()").fetchall())
+        for model, constraints in declared.items():
+            assert _table_constraints(con, f"{schemas[model]}.{model}") == constraints, model
+        with pytest.raises(duckdb.ConstraintException, match="NOT NULL constraint failed: monthly_revenue.orders"):
+            con.execute("update marts.monthly_revenue set orders = null")
+        with pytest.raises(duckdb.ConstraintException, match="CHECK constraint failed"):
+            con.execute("update marts.customer_rfm set r_score = 6")
+    finally:
+        con.close()
+
+
 def test_a_table_built_by_an_older_version_is_named_and_full_refresh_rebuilds_it(built):
-    """An upgrade that changes a monthly table's columns: the run stops with what to do, and
-    `nexcart run --full-refresh` rebuilds every table to the same marts."""
+    """An upgrade that changes a monthly table's columns, or adds a constraint to its contract
+    that the existing table lacks: the run stops with what to do, and `nexcart run --full-refresh`
+    rebuilds every table to the same marts, with their constraints."""
     import duckdb
 
     before = _all_marts(built)
     con = duckdb.connect(str(built.warehouse))
-    try:  # the table as an older version built it
+    try:  # the tables as an older version built them
         con.execute("alter table marts.monthly_category_region_rank drop column country")
+        con.execute("alter table marts.monthly_revenue alter column orders drop not null")
     finally:
         con.close()
     completed = built.nexcart("run", check=False)
     assert completed.returncode == 1
     assert "run `nexcart run --full-refresh` once" in completed.stderr
+    assert ('"marts"."monthly_revenue" is out of sync with its model\'s contract: it was built without the '
+            "constraints orders not_null") in completed.stderr
     assert built.nexcart("run", "--month", "2024-01", "--full-refresh", check=False).returncode == 2
     built.nexcart("run", "--full-refresh")
     assert _all_marts(built) == before
+    con = duckdb.connect(str(built.warehouse), read_only=True)
+    try:
+        assert _table_constraints(con, "marts.monthly_revenue") == _declared_constraints()["monthly_revenue"]
+    finally:
+        con.close()
 
 
 

@@ -72,14 +72,54 @@
     (pre-hook delete_month_window, then the model appends the window's rows). month_column is the
     table's month: 'YYYY-MM' text (`_month`), a DATE on the first of the month (is_date), or a
     DATE of any day whose month counts (by_month_of_day). A changed column list fails the run
-    rather than being silently ignored: run `dbt build --full-refresh` after such a change. -#}
+    rather than being silently ignored: run `dbt build --full-refresh` after such a change; so do
+    constraints of the model's contract that the existing table lacks. -#}
 {% macro monthly_table_config(month_column, is_date=false, by_month_of_day=false) -%}
     {%- set month_sql = "month_start('" ~ month_column ~ "')" if by_month_of_day else "'" ~ month_column ~ "'" -%}
     {{ config(
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        pre_hook="{{ delete_month_window(" ~ month_sql ~ ", is_date=" ~ (is_date or by_month_of_day) ~ ") }}",
+        pre_hook=["{{ assert_table_enforces_its_contract() }}",
+                  "{{ delete_month_window(" ~ month_sql ~ ", is_date=" ~ (is_date or by_month_of_day) ~ ") }}"],
         tags=['monthly'],
     ) }}
+{%- endmacro %}
+
+{#- An incremental table keeps the constraints it was created with, and a model's contract states
+    its NOT NULL and CHECK rules as constraints (the database enforces them on every insert, with
+    no test query): a table created by a version whose contract declared fewer would take rows that
+    break the new ones without a word. So an existing table that lacks a declared constraint stops
+    the build, as a changed column list does (on_schema_change 'fail'), until it is rebuilt once
+    with --full-refresh. Renders no SQL. -#}
+{% macro assert_table_enforces_its_contract() -%}
+    {{ return(adapter.dispatch('assert_table_enforces_its_contract', 'nexcart')()) }}
+{%- endmacro %}
+{% macro default__assert_table_enforces_its_contract() -%}
+    {#- other engines do not enforce these constraints; the data tests and gates still apply -#}
+{%- endmacro %}
+{% macro duckdb__assert_table_enforces_its_contract() -%}
+    {%- if execute and is_incremental() and config.get('contract').enforced -%}
+        {%- set declared = [] -%}
+        {%- for column in model.columns.values() -%}
+            {%- for constraint in column.constraints if constraint.type in ('not_null', 'check') -%}
+                {%- do declared.append(column.name ~ ' ' ~ constraint.type) -%}
+            {%- endfor -%}
+        {%- endfor -%}
+        {%- set in_place = run_query(
+            "select column_name || ' not_null' from duckdb_columns()"
+            ~ " where database_name = '" ~ this.database ~ "' and schema_name = '" ~ this.schema
+            ~ "' and table_name = '" ~ this.identifier ~ "' and not is_nullable"
+            ~ " union all select unnest(constraint_column_names) || ' check' from duckdb_constraints()"
+            ~ " where database_name = '" ~ this.database ~ "' and schema_name = '" ~ this.schema
+            ~ "' and table_name = '" ~ this.identifier ~ "' and constraint_type = 'CHECK'"
+        ).columns[0].values() -%}
+        {%- set missing = declared | reject('in', in_place) | list -%}
+        {%- if missing -%}
+            {{ exceptions.raise_compiler_error(
+                "The table " ~ this ~ " is out of sync with its model's contract: it was built without the "
+                ~ "constraints " ~ missing | join(', ') ~ " (by an older version of the project?). Rebuild it "
+                ~ "once with --full-refresh.") }}
+        {%- endif -%}
+    {%- endif -%}
 {%- endmacro %}
