@@ -106,13 +106,12 @@
                 {%- do declared.append(column.name ~ ' ' ~ constraint.type) -%}
             {%- endfor -%}
         {%- endfor -%}
+        {%- set of_this = "database_name = '" ~ this.database ~ "' and schema_name = '" ~ this.schema
+                          ~ "' and table_name = '" ~ this.identifier ~ "'" -%}
         {%- set in_place = run_query(
-            "select column_name || ' not_null' from duckdb_columns()"
-            ~ " where database_name = '" ~ this.database ~ "' and schema_name = '" ~ this.schema
-            ~ "' and table_name = '" ~ this.identifier ~ "' and not is_nullable"
+            "select column_name || ' not_null' from duckdb_columns() where " ~ of_this ~ " and not is_nullable"
             ~ " union all select unnest(constraint_column_names) || ' check' from duckdb_constraints()"
-            ~ " where database_name = '" ~ this.database ~ "' and schema_name = '" ~ this.schema
-            ~ "' and table_name = '" ~ this.identifier ~ "' and constraint_type = 'CHECK'"
+            ~ " where " ~ of_this ~ " and constraint_type = 'CHECK'"
         ).columns[0].values() -%}
         {%- set missing = declared | reject('in', in_place) | list -%}
         {%- if missing -%}
